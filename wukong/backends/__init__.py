@@ -1,0 +1,1 @@
+"""Compute and storage backends, and the interfaces they implement."""

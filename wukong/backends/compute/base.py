@@ -1,0 +1,82 @@
+"""The compute interface: start executors, invoke them with a payload, stop them.
+
+A compute backend runs invocations: opaque byte payloads handed to an :data:`InvocationHandler`
+(wukong's executor) in some worker: a process of the local pool, a thread, an AWS Lambda function.
+Invocations are fire-and-forget; results travel through storage, never through the backend.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, Self
+
+from wukong.backends.options import BackendOptions
+
+
+class ExecutorContext(Protocol):
+    """What a worker gives the executor it runs: a way to invoke more executors, and a clock."""
+
+    def invoke(self, payloads: Sequence[bytes]) -> None:
+        """Start one new executor per payload, without waiting for them."""
+
+    def remaining_seconds(self) -> float | None:
+        """Seconds left before the platform stops this executor, or ``None`` for no limit."""
+
+
+InvocationHandler = Callable[[bytes, ExecutorContext], None]
+"""The function a worker calls with each payload: :func:`wukong.core.executor.handle_invocation`."""
+
+
+@dataclass(frozen=True)
+class ComputeCapabilities:
+    """What a compute backend can do; the core checks these, never ``hasattr``.
+
+    Attributes:
+        runs_in_client_process: executors run in the client's own process (threads), so they can
+            use a store that is not shared across processes.
+        max_payload_bytes: the largest invocation payload, or ``None`` for no limit.
+    """
+
+    runs_in_client_process: bool = False
+    max_payload_bytes: int | None = None
+
+
+class ComputeBackend(ABC):
+    """Runs executors. Subclasses declare :attr:`name`, :attr:`Options` and :attr:`capabilities`."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type[BackendOptions]] = BackendOptions
+    capabilities: ComputeCapabilities = ComputeCapabilities()
+
+    def __init__(self, **options: Any):
+        self.options = self.Options(**options)
+
+    def describe(self) -> str:
+        """Return a short description for messages and reports."""
+        return f"{self.name} compute"
+
+    @abstractmethod
+    def start(self, handler: InvocationHandler) -> None:
+        """Get ready to run invocations with ``handler`` (start workers, open clients)."""
+
+    @abstractmethod
+    def invoke(self, payloads: Sequence[bytes]) -> None:
+        """Start one executor per payload and return without waiting for them."""
+
+    def check(self) -> None:
+        """Raise :class:`~wukong.errors.ComputeError` if invocations can no longer run.
+
+        The client calls this while it waits for a job, so a dead worker fails the job instead of
+        hanging it.
+        """
+
+    def close(self) -> None:
+        """Stop the workers and release resources."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,125 @@
+"""The storage interface every store implements, built-in or third-party.
+
+A store holds three kinds of things for a job, all under the job's key prefix:
+
+* objects (task outputs, schedule pages), written once and read many times: :meth:`put`,
+  :meth:`get_many`;
+* dependency counters, one bit per dependency: :meth:`set_bit_and_count` sets a bit and returns how
+  many bits are set, atomically, so a retried executor never counts twice;
+* the job's record list, where executors append result and error records and the client waits:
+  :meth:`append`, :meth:`pop_all`; and a plain counter of live executors, :meth:`increment`.
+
+Every method raises :class:`wukong.errors.StorageError`, naming the store, when the store fails.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+from wukong.backends.options import BackendOptions
+
+
+@dataclass(frozen=True)
+class StorageCapabilities:
+    """What a store can do; the core checks these, never ``hasattr``.
+
+    Attributes:
+        atomic_counters: :meth:`StorageBackend.set_bit_and_count` and ``increment`` are atomic
+            across processes (a store without them can only be a data store).
+        shared_across_processes: executors in other processes (or machines) can reach it; the
+            ideal store lives in one process and needs the threads mode.
+        stores_objects: values are kept as Python objects, not bytes, so executors skip
+            serialization (the ideal store's zero-copy access).
+        max_object_bytes: the largest object the store accepts, or ``None`` for no limit.
+    """
+
+    atomic_counters: bool = True
+    shared_across_processes: bool = True
+    stores_objects: bool = False
+    max_object_bytes: int | None = None
+
+
+class StorageBackend(ABC):
+    """A store for a job's objects, counters and records.
+
+    Subclasses declare :attr:`name`, :attr:`Options` and :attr:`capabilities`, take their options
+    as keyword arguments, and implement the abstract methods. Instances are used from many threads.
+    """
+
+    name: ClassVar[str]
+    Options: ClassVar[type[BackendOptions]] = BackendOptions
+    capabilities: ClassVar[StorageCapabilities] = StorageCapabilities()
+
+    def __init__(self, **options: Any):
+        self.options = self.Options(**options)
+
+    def spec(self) -> tuple[str, dict[str, Any]]:
+        """Return ``(name, options)`` from which an executor in another process opens this store."""
+        return self.name, self.options.model_dump()
+
+    def describe(self) -> str:
+        """Return a short description naming the store and its address, for error messages."""
+        return f"{self.name} store"
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raise :class:`~wukong.errors.StorageError` unless the store answers."""
+
+    @abstractmethod
+    def put(self, key: str, value: Any) -> None:
+        """Store ``value`` (bytes, or any object when ``stores_objects``) under ``key``."""
+
+    def put_many(self, items: Mapping[str, Any]) -> None:
+        """Store several objects; backends with a batch write override this."""
+        for key, value in items.items():
+            self.put(key, value)
+
+    @abstractmethod
+    def get_many(self, keys: Sequence[str]) -> list[Any]:
+        """Return the values under ``keys``, in order, with ``None`` for a missing key."""
+
+    def get(self, key: str) -> Any:
+        """Return the value under ``key``, or ``None``."""
+        return self.get_many([key])[0]
+
+    @abstractmethod
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Remove ``keys`` (objects, counters or lists); missing keys are ignored."""
+
+    @abstractmethod
+    def set_bit_and_count(self, key: str, bit: int) -> int:
+        """Set bit ``bit`` of the counter ``key`` and return how many of its bits are set, atomically.
+
+        Setting a bit twice counts once: a retried executor cannot complete a counter early.
+        """
+
+    @abstractmethod
+    def increment(self, key: str, amount: int) -> int:
+        """Add ``amount`` (may be negative) to the integer under ``key`` and return the new value."""
+
+    @abstractmethod
+    def append(self, key: str, record: bytes) -> None:
+        """Append ``record`` to the list ``key``."""
+
+    @abstractmethod
+    def pop_all(self, key: str, timeout: float) -> list[bytes]:
+        """Remove and return every record of list ``key``.
+
+        Waits up to ``timeout`` seconds for the first one; returns ``[]`` when none arrived.
+        """
+
+    @abstractmethod
+    def list_keys(self, prefix: str) -> list[str]:
+        """Return every key that starts with ``prefix`` (for tests and clean-up tools; may be slow)."""
+
+    def close(self) -> None:
+        """Release connections (and, for an embedded store, stop its server)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,152 @@
+"""Redis as a wukong store: objects are strings, counters are bitmaps, records are a list."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ParamSpec, TypeVar
+
+import redis
+
+from wukong.backends.options import BackendOptions
+from wukong.backends.storage.base import StorageBackend, StorageCapabilities
+from wukong.errors import StorageError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# One round trip: the bit is set and the count read back with no other command in between.
+_SET_BIT_AND_COUNT = """
+redis.call('SETBIT', KEYS[1], ARGV[1], 1)
+return redis.call('BITCOUNT', KEYS[1])
+"""
+
+_DELETE_BATCH = 10_000
+
+
+class RedisOptions(BackendOptions):
+    """Options of the ``redis`` store.
+
+    Attributes:
+        url: ``redis://host:port/db``, ``rediss://`` for TLS, or ``unix:///path/to/socket``.
+        socket_timeout: seconds before a stalled command fails (a dead server fails the job).
+        connect_timeout: seconds to wait for a connection.
+    """
+
+    url: str = "redis://127.0.0.1:6379/0"
+    socket_timeout: float = 60.0
+    connect_timeout: float = 5.0
+
+
+def _translated(method: Callable[P, R]) -> Callable[P, R]:
+    """Turn redis-py's errors into a StorageError that names the store."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except redis.RedisError as error:
+            store: RedisStorage = args[0]  # type: ignore[assignment]
+            raise StorageError(
+                f"{store.describe()} failed in {method.__name__}: {type(error).__name__}: {error}"
+            ) from error
+
+    return wrapper
+
+
+class RedisStorage(StorageBackend):
+    """A Redis server given by URL."""
+
+    name = "redis"
+    Options = RedisOptions
+    capabilities = StorageCapabilities(max_object_bytes=512 * 1024 * 1024)
+
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        self._client = redis.Redis.from_url(
+            self.url,
+            socket_timeout=self.options.socket_timeout,
+            socket_connect_timeout=self.options.connect_timeout,
+        )
+        self._set_bit_and_count = self._client.register_script(_SET_BIT_AND_COUNT)
+
+    @property
+    def url(self) -> str:
+        """The server's URL."""
+        return self.options.url
+
+    def describe(self) -> str:
+        """Name the store and its address."""
+        return f"{self.name} store at {self.url}"
+
+    @_translated
+    def check(self) -> None:
+        """Ping the server."""
+        self._client.ping()
+
+    @_translated
+    def put(self, key: str, value: bytes) -> None:
+        """SET the object."""
+        self._client.set(key, value)
+
+    @_translated
+    def put_many(self, items: Mapping[str, bytes]) -> None:
+        """MSET the objects in one command."""
+        if items:
+            self._client.mset(dict(items))
+
+    @_translated
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """MGET the objects in one command."""
+        if not keys:
+            return []
+        return self._client.mget(keys)
+
+    @_translated
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """UNLINK the keys in batches (the server frees big values in the background)."""
+        batch: list[str] = []
+        for key in keys:
+            batch.append(key)
+            if len(batch) == _DELETE_BATCH:
+                self._client.unlink(*batch)
+                batch.clear()
+        if batch:
+            self._client.unlink(*batch)
+
+    @_translated
+    def set_bit_and_count(self, key: str, bit: int) -> int:
+        """SETBIT then BITCOUNT, in one server-side script."""
+        return int(self._set_bit_and_count(keys=[key], args=[bit]))
+
+    @_translated
+    def increment(self, key: str, amount: int) -> int:
+        """INCRBY."""
+        return int(self._client.incrby(key, amount))
+
+    @_translated
+    def append(self, key: str, record: bytes) -> None:
+        """RPUSH."""
+        self._client.rpush(key, record)
+
+    @_translated
+    def pop_all(self, key: str, timeout: float) -> list[bytes]:
+        """BLPOP the first record, then take the rest without waiting."""
+        first = self._client.blpop([key], timeout=timeout)
+        if first is None:
+            return []
+        records = [first[1]]
+        rest = self._client.lpop(key, 100_000)
+        if rest:
+            records.extend(rest)
+        return records
+
+    @_translated
+    def list_keys(self, prefix: str) -> list[str]:
+        """SCAN for the prefix."""
+        pattern = prefix.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?") + "*"
+        return [k.decode() for k in self._client.scan_iter(match=pattern, count=1000)]
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()

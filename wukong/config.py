@@ -1,0 +1,83 @@
+"""wukong's configuration: one pydantic model, read from four places.
+
+Precedence, highest first: keyword arguments (``wukong.Client(storage="redis://...")``), ``WUKONG_*``
+environment variables (``WUKONG_STORAGE``, ``WUKONG_COMPUTE_OPTIONS='{"workers": 4}'``), a
+``wukong.toml`` file in the working directory, the ``[tool.wukong]`` table of ``pyproject.toml``,
+and the defaults. The model is validated when built and frozen after.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    PyprojectTomlConfigSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from wukong.errors import ConfigError
+
+CONFIG_FILE = "wukong.toml"
+
+
+class WukongConfig(BaseSettings):
+    """Everything a client needs to know; see ``docs/configuration.md``.
+
+    Attributes:
+        compute: the compute backend's name (``local``, or a plugin's).
+        compute_options: keyword options of the compute backend (``{"workers": 4, "mode": "threads"}``).
+        storage: the store's name (``embedded``, ``redis``, ``ideal``, or a plugin's), or a URL whose
+            scheme names it (``redis://127.0.0.1:6379/0``).
+        storage_options: keyword options of the store.
+        timeout: seconds a job may run before it fails with :class:`~wukong.errors.JobTimeoutError`;
+            ``None`` waits as long as the compute backend's workers are alive.
+        cleanup_timeout: seconds the client waits, at the end of a job, for executors still running
+            before it removes the job's keys.
+        page_tasks: tasks per stored schedule page.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="WUKONG_",
+        extra="forbid",
+        frozen=True,
+        toml_file=CONFIG_FILE,
+        pyproject_toml_table_header=("tool", "wukong"),
+    )
+
+    compute: str = "local"
+    compute_options: dict[str, Any] = Field(default_factory=dict)
+    storage: str = "embedded"
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+    timeout: float | None = Field(default=None, gt=0)
+    cleanup_timeout: float = Field(default=30.0, ge=0)
+    page_tasks: int = Field(default=1024, ge=1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments, then environment, then ``wukong.toml``, then ``pyproject.toml``."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if Path(CONFIG_FILE).is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls))
+        sources.append(PyprojectTomlConfigSettingsSource(settings_cls))
+        return tuple(sources)
+
+
+def load_config(**overrides: Any) -> WukongConfig:
+    """Build the configuration; ``None`` overrides are ignored. Invalid settings raise :class:`ConfigError`."""
+    given = {name: value for name, value in overrides.items() if value is not None}
+    try:
+        return WukongConfig(**given)
+    except ValidationError as error:
+        raise ConfigError(f"invalid wukong configuration:\n{error}") from None

@@ -1,0 +1,1 @@
+"""wukong's engine: graph input, static partitioning, cooperative executors, jobs and the client."""

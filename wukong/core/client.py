@@ -1,0 +1,164 @@
+"""The client: owns a compute backend and a store, and runs jobs on them.
+
+``Client.get`` follows Dask's scheduler protocol, so ``x.compute(scheduler=client.get)`` works, and
+``wukong.get`` is the same on a process-wide default client, created on first use from the
+configuration (embedded store, local process pool) and closed at exit, so that many small computes
+reuse one pool and one store.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+from typing import Any, Self
+
+import dask
+
+from wukong.backends.compute.base import ComputeBackend
+from wukong.backends.storage.base import StorageBackend
+from wukong.config import WukongConfig, load_config
+from wukong.core.backends import create_compute, create_storage, share_store, unshare_store
+from wukong.core.executor import handle_invocation
+from wukong.core.graph import build_task_graph, pack_results
+from wukong.core.job import Job
+from wukong.core.partition import partition
+from wukong.core.report import JobReport
+from wukong.errors import ComputeError, ConfigError
+from wukong.plugins.manager import get_plugin_manager
+
+
+class Client:
+    """Runs Dask graphs on a compute backend and a store named by configuration.
+
+    Example::
+
+        with wukong.Client(compute="local", storage="redis://127.0.0.1:6379/0") as client:
+            client.compute(x.sum())          # or x.sum().compute(scheduler=client.get)
+
+    Arguments are :class:`~wukong.config.WukongConfig` fields; those not given come from the
+    environment, ``wukong.toml``, ``pyproject.toml`` or the defaults. The store is checked and the
+    workers started here, so a bad name, a bad option or an unreachable store fails at once.
+    """
+
+    def __init__(self, compute: str | None = None, storage: str | None = None, **settings: Any):
+        self.config: WukongConfig = load_config(compute=compute, storage=storage, **settings)
+        self.last_job: JobReport | None = None
+        self._lock = threading.Lock()
+        self.store: StorageBackend = create_storage(
+            self.config.storage, dict(self.config.storage_options)
+        )
+        try:
+            self.store.check()
+            self.compute: ComputeBackend = self._start_compute()
+        except BaseException:
+            self.store.close()
+            raise
+        self._store_spec = share_store(self.store)
+
+    def _start_compute(self) -> ComputeBackend:
+        compute = create_compute(self.config.compute, dict(self.config.compute_options))
+        if (
+            not self.store.capabilities.shared_across_processes
+            and not compute.capabilities.runs_in_client_process
+        ):
+            raise ConfigError(
+                f"{self.store.describe()} is reachable only from the client's process, but "
+                f"{compute.describe()} runs executors elsewhere; use "
+                "compute_options={'mode': 'threads'} with the local backend"
+            )
+        compute.start(handle_invocation)
+        return compute
+
+    def get(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
+        """Compute ``keys`` of graph ``dsk`` (Dask's scheduler protocol; extra keywords are ignored)."""
+        started = time.perf_counter()
+        graph = build_task_graph(dsk, keys)
+        built = time.perf_counter()
+        plan = partition(graph, self.config.page_tasks)
+        partitioned = time.perf_counter()
+        job = Job(
+            graph,
+            plan,
+            self.compute,
+            self.store,
+            self._store_spec,
+            timeout=self.config.timeout,
+            cleanup_timeout=self.config.cleanup_timeout,
+        )
+        job.report.seconds.update(graph=built - started, partition=partitioned - built)
+        hooks = get_plugin_manager().hook
+        error: BaseException | None = None
+        compute_broken = False
+        try:
+            job.submit()
+            hooks.wukong_job_submitted(job=job.report)
+            values = job.wait()
+        except BaseException as failure:
+            error = failure
+            compute_broken = isinstance(failure, ComputeError)
+            job.report.error = f"{type(failure).__name__}: {failure}"
+            raise
+        finally:
+            try:
+                job.cleanup(failed=error is not None, compute_broken=compute_broken)
+            finally:
+                if compute_broken:
+                    self._restart_compute()
+                self.last_job = job.report
+                hooks.wukong_job_finished(job=job.report, error=error)
+        return pack_results(keys, dict(zip((graph.keys[t] for t in graph.results), values, strict=True)))
+
+    def _restart_compute(self) -> None:
+        """Replace a broken compute backend, so the client stays usable after a worker died."""
+        with self._lock:
+            self.compute.close()
+            self.compute = self._start_compute()
+
+    def compute(self, *collections: Any, **kwargs: Any) -> Any:
+        """Compute Dask collections; one collection gives its value, several give a tuple."""
+        results = dask.compute(*collections, scheduler=self.get, **kwargs)
+        return results[0] if len(collections) == 1 else results
+
+    def close(self) -> None:
+        """Stop the workers and close the store (an embedded store's server stops too)."""
+        unshare_store(self.store)
+        try:
+            self.compute.close()
+        finally:
+            self.store.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+_default_lock = threading.Lock()
+_default_client: Client | None = None
+
+
+def default_client() -> Client:
+    """The process-wide client behind :func:`get`, created on first use and closed at exit."""
+    global _default_client
+    with _default_lock:
+        if _default_client is None:
+            _default_client = Client()
+            atexit.register(close_default_client)
+        return _default_client
+
+
+def close_default_client() -> None:
+    """Close the default client (a later :func:`get` starts a new one)."""
+    global _default_client
+    with _default_lock:
+        client, _default_client = _default_client, None
+    if client is not None:
+        atexit.unregister(close_default_client)
+        client.close()
+
+
+def get(dsk: Any, keys: Any, **kwargs: Any) -> Any:
+    """Dask's scheduler protocol on the default client: ``x.compute(scheduler=wukong.get)``."""
+    return default_client().get(dsk, keys, **kwargs)

@@ -1,0 +1,198 @@
+"""The executor: what runs in every worker, on every compute backend, for every invocation.
+
+An invocation names one task. The executor runs it, then hands its output on:
+
+1. **Write before count.** If another executor may need the output (``store_output``), it is stored
+   before any counter is touched, so whoever sees a complete counter finds every input in storage.
+2. **Fan-in.** For a dependent with several inputs the executor sets this input's bit in the
+   dependent's counter and reads the count back in one atomic step. Only the executor that completes
+   the counter goes on with that dependent; a retried executor sets the same bit and counts nothing.
+3. **Fan-out.** Of the dependents that are ready, the executor *becomes* the first in the plan's
+   preference order (runs it next, with this output still in memory) and invokes one new executor
+   for each of the others, in one batch.
+4. **Never wait.** With no ready dependent the executor ends.
+
+It talks to storage and compute only through their interfaces. A requested key's output is stored
+and then announced on the job's record list; a task that raises is announced there too (after the
+job is marked failed, so executors that start later stop at once). Every executor decrements the
+job's count of live executors when it ends, whatever happened, so the client knows when the job's
+keys can be removed without an executor writing behind its back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from wukong.backends.compute.base import ExecutorContext
+from wukong.backends.storage.base import StorageBackend
+from wukong.core import codec, records
+from wukong.core.backends import open_store
+from wukong.core.invocation import Invocation
+from wukong.core.keys import JobKeys
+from wukong.core.partition import TaskPlan
+from wukong.errors import SerializationError, StorageError
+
+logger = logging.getLogger("wukong.executor")
+
+_MISSING = object()
+
+
+class TaskFailed(Exception):
+    """Internal: task ``task`` failed with ``error`` (a user exception or a storage problem)."""
+
+    def __init__(self, task: int, key: Any, error: BaseException):
+        super().__init__(task, key, error)
+        self.task, self.key, self.error = task, key, error
+
+
+class PageCache:
+    """Schedule pages this process has loaded, most recent last, bounded in number."""
+
+    def __init__(self, capacity: int = 256):
+        self._capacity = capacity
+        self._pages: OrderedDict[tuple[str, int], dict[int, TaskPlan]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def task(self, store: StorageBackend, keys: JobKeys, page: int, task: int) -> TaskPlan:
+        """The plan of ``task``, loading its page from ``store`` on first use."""
+        entry = (keys.job, page)
+        tasks = self._pages.get(entry)
+        if tasks is None:
+            blob = store.get(keys.page(page))
+            if blob is None:
+                raise StorageError(
+                    f"schedule page {page} of job {keys.job} is not in {store.describe()} "
+                    "(the job ended, or its keys were removed)"
+                )
+            tasks = codec.loads(blob)
+            with self._lock:
+                self._pages[entry] = tasks
+                while len(self._pages) > self._capacity:
+                    self._pages.popitem(last=False)
+        return tasks[task]
+
+
+_pages = PageCache()
+
+
+def handle_invocation(payload: bytes, context: ExecutorContext) -> None:
+    """Run one invocation: the entry point every compute backend calls with a payload."""
+    invocation = Invocation.decode(payload)
+    Executor(invocation, open_store(invocation.store), context).run()
+
+
+class Executor:
+    """Runs a chain of tasks that starts with one invocation, as described in the module docstring."""
+
+    def __init__(self, invocation: Invocation, store: StorageBackend, context: ExecutorContext):
+        self.invocation = invocation
+        self.store = store
+        self.context = context
+        self.keys = JobKeys(invocation.job)
+        self.encoded = not store.capabilities.stores_objects
+        self.max_object_bytes = store.capabilities.max_object_bytes
+
+    def run(self) -> None:
+        """Run the chain; report a failure to the job; always count this executor out."""
+        keys = self.keys
+        try:
+            if self.store.get(keys.failed) is None:
+                self._run_chain(self.invocation.task, self.invocation.page)
+        except TaskFailed as failure:
+            self._report(failure.task, failure.key, failure.error)
+        except Exception as error:  # storage failed outside a task: still tell the client
+            self._report(self.invocation.task, None, error)
+        finally:
+            try:
+                self.store.increment(keys.live_executors, -1)
+            except StorageError:
+                logger.exception("job %s: cannot count this executor out", keys.job)
+
+    def _run_chain(self, task: int, page: int) -> None:
+        carried: dict[int, Any] = {}
+        while True:
+            plan = _pages.task(self.store, self.keys, page, task)
+            try:
+                value = self._compute(task, plan, carried)
+                become = self._hand_off(task, plan, value)
+            except TaskFailed:
+                raise
+            except Exception as error:
+                raise TaskFailed(task, plan.key, error) from error
+            if become is None:
+                return
+            # The dependent this executor becomes finds this output in memory; nothing else is kept.
+            carried = {task: value}
+            task, page = become.task, become.page
+
+    def _compute(self, task: int, plan: TaskPlan, carried: dict[int, Any]) -> Any:
+        inputs = {}
+        missing = []
+        for index, key in zip(plan.inputs, plan.input_keys, strict=True):
+            value = carried.get(index, _MISSING)
+            if value is _MISSING:
+                missing.append((index, key))
+            else:
+                inputs[key] = value
+        if missing:
+            keys = self.keys
+            stored = self.store.get_many([keys.output(index) for index, _ in missing])
+            for (index, key), blob in zip(missing, stored, strict=True):
+                if blob is None:
+                    raise StorageError(
+                        f"input {key!r} of task {plan.key!r} is missing from "
+                        f"{self.store.describe()} (job {keys.job})"
+                    )
+                inputs[key] = codec.loads(blob) if self.encoded else blob
+        try:
+            return plan.node(inputs)
+        except Exception as error:
+            raise TaskFailed(task, plan.key, error) from error
+
+    def _hand_off(self, task: int, plan: TaskPlan, value: Any):
+        store, keys = self.store, self.keys
+        if plan.store_output:
+            store.put(keys.output(task), self._encode(plan, value))
+        if plan.is_result:
+            store.append(keys.records, records.encode(records.ResultRecord(task)))
+        ready = [
+            edge
+            for edge in plan.dependents
+            if edge.fan_in == 1
+            or store.set_bit_and_count(keys.counter(edge.task), edge.bit) == edge.fan_in
+        ]
+        if not ready:
+            return None
+        become, *others = ready
+        if others:
+            # Counted before they start, so the live count never reads zero while they run.
+            store.increment(keys.live_executors, len(others))
+            job, spec = self.invocation.job, self.invocation.store
+            self.context.invoke([Invocation(job, spec, e.task, e.page).encode() for e in others])
+        return become
+
+    def _encode(self, plan: TaskPlan, value: Any) -> Any:
+        if not self.encoded:
+            return value
+        try:
+            blob = codec.dumps(value)
+        except Exception as error:
+            raise SerializationError(plan.key, error, what="result") from error
+        if self.max_object_bytes is not None and len(blob) > self.max_object_bytes:
+            raise StorageError(
+                f"the result of task {plan.key!r} is {len(blob):,} bytes, more than "
+                f"{self.store.describe()} accepts ({self.max_object_bytes:,} bytes)"
+            )
+        return blob
+
+    def _report(self, task: int, key: Any, error: BaseException) -> None:
+        keys = self.keys
+        record = records.ErrorRecord.from_exception(task, key, error)
+        try:
+            self.store.put(keys.failed, b"1")
+            self.store.append(keys.records, records.encode(record))
+        except StorageError:
+            logger.exception("job %s: cannot report the failure of task %r", keys.job, key)

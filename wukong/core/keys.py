@@ -1,0 +1,50 @@
+"""Where a job's things live in storage: every key starts with the job's own prefix.
+
+Tasks are named by their index in the job's plan, not by their Dask key, so storage keys are short
+and never need escaping. Two jobs never share a key, whatever their task keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ROOT = "wukong/"
+
+
+@dataclass(frozen=True, slots=True)
+class JobKeys:
+    """The storage keys of one job."""
+
+    job: str
+
+    @property
+    def prefix(self) -> str:
+        """Every key of the job starts with this."""
+        return f"{ROOT}{self.job}/"
+
+    def output(self, task: int) -> str:
+        """The stored output of task ``task``."""
+        return f"{ROOT}{self.job}/o/{task}"
+
+    def counter(self, task: int) -> str:
+        """The dependency counter of task ``task`` (one bit per dependency)."""
+        return f"{ROOT}{self.job}/c/{task}"
+
+    def page(self, page: int) -> str:
+        """A page of schedules."""
+        return f"{ROOT}{self.job}/p/{page}"
+
+    @property
+    def records(self) -> str:
+        """The list executors append result and error records to; the client waits on it."""
+        return f"{ROOT}{self.job}/records"
+
+    @property
+    def live_executors(self) -> str:
+        """How many executors of the job are invoked and not yet ended."""
+        return f"{ROOT}{self.job}/live"
+
+    @property
+    def failed(self) -> str:
+        """Set when the job failed, so executors still running stop early."""
+        return f"{ROOT}{self.job}/failed"

@@ -1,0 +1,75 @@
+"""Records executors append to a job's record list: a result is ready, or a task failed.
+
+A failed task's record carries its exception (pickled by cloudpickle when it can travel), the type
+name, the message and the formatted remote traceback, so the client can re-raise the task's own
+exception with the traceback attached, or a :class:`~wukong.errors.TaskError` with the same facts.
+"""
+
+from __future__ import annotations
+
+import pickle
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from wukong.core import codec
+from wukong.errors import TaskError
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRecord:
+    """Task ``task`` (a requested key) has its output stored."""
+
+    task: int
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRecord:
+    """Task ``task`` (key ``key``) failed; ``exception`` is the pickled exception or ``None``."""
+
+    task: int
+    key: Any
+    exception: bytes | None
+    exception_type: str
+    message: str
+    remote_traceback: str
+
+    @classmethod
+    def from_exception(cls, task: int, key: Any, error: BaseException) -> ErrorRecord:
+        """Capture ``error`` (raised by task ``task``) with its traceback."""
+        formatted = "".join(traceback.format_exception(error))
+        try:
+            pickled = codec.dumps_code(error)
+            pickle.loads(pickled)
+        except Exception:
+            pickled = None  # it cannot travel: the client raises a TaskError instead
+        return cls(task, key, pickled, type(error).__qualname__, str(error), formatted)
+
+    def to_exception(self, job: str) -> BaseException:
+        """The exception the client raises: the task's own, with a note naming task and job."""
+        error: BaseException | None = None
+        if self.exception is not None:
+            try:
+                error = pickle.loads(self.exception)
+            except Exception:
+                error = None
+        if error is None:
+            return TaskError(self.key, self.exception_type, self.message, self.remote_traceback)
+        error.add_note(
+            f"wukong: task {self.key!r} of job {job} failed; remote traceback:\n"
+            f"{self.remote_traceback.rstrip()}"
+        )
+        return error
+
+
+Record = ResultRecord | ErrorRecord
+
+
+def encode(record: Record) -> bytes:
+    """The bytes appended to the record list."""
+    return pickle.dumps(record, protocol=5)
+
+
+def decode(data: bytes) -> Record:
+    """Read a record made by :func:`encode`."""
+    return pickle.loads(data)
