@@ -9,6 +9,7 @@ reuse one pool and one store.
 from __future__ import annotations
 
 import atexit
+import logging
 import threading
 import time
 from typing import Any, Self
@@ -24,8 +25,10 @@ from wukong.core.graph import build_task_graph, pack_results
 from wukong.core.job import Job
 from wukong.core.partition import partition
 from wukong.core.report import JobReport
-from wukong.errors import ComputeError, ConfigError
+from wukong.errors import ComputeError, ConfigError, StorageError
 from wukong.plugins.manager import get_plugin_manager
+
+logger = logging.getLogger("wukong.client")
 
 
 class Client:
@@ -45,25 +48,26 @@ class Client:
         self.config: WukongConfig = load_config(compute=compute, storage=storage, **settings)
         self.last_job: JobReport | None = None
         self._lock = threading.Lock()
-        self.store: StorageBackend = create_storage(
+        self._cleanups: list[threading.Thread] = []
+        self.storage_backend: StorageBackend = create_storage(
             self.config.storage, dict(self.config.storage_options)
         )
         try:
-            self.store.check()
-            self.compute: ComputeBackend = self._start_compute()
+            self.storage_backend.check()
+            self.compute_backend: ComputeBackend = self._start_compute()
         except BaseException:
-            self.store.close()
+            self.storage_backend.close()
             raise
-        self._store_spec = share_store(self.store)
+        self._store_spec = share_store(self.storage_backend)
 
     def _start_compute(self) -> ComputeBackend:
         compute = create_compute(self.config.compute, dict(self.config.compute_options))
         if (
-            not self.store.capabilities.shared_across_processes
+            not self.storage_backend.capabilities.shared_across_processes
             and not compute.capabilities.runs_in_client_process
         ):
             raise ConfigError(
-                f"{self.store.describe()} is reachable only from the client's process, but "
+                f"{self.storage_backend.describe()} is reachable only from the client's process, but "
                 f"{compute.describe()} runs executors elsewhere; use "
                 "compute_options={'mode': 'threads'} with the local backend"
             )
@@ -80,40 +84,61 @@ class Client:
         job = Job(
             graph,
             plan,
-            self.compute,
-            self.store,
+            self.compute_backend,
+            self.storage_backend,
             self._store_spec,
             timeout=self.config.timeout,
             cleanup_timeout=self.config.cleanup_timeout,
         )
         job.report.seconds.update(graph=built - started, partition=partitioned - built)
-        hooks = get_plugin_manager().hook
         error: BaseException | None = None
-        compute_broken = False
         try:
             job.submit()
-            hooks.wukong_job_submitted(job=job.report)
+            get_plugin_manager().hook.wukong_job_submitted(job=job.report)
             values = job.wait()
         except BaseException as failure:
             error = failure
-            compute_broken = isinstance(failure, ComputeError)
             job.report.error = f"{type(failure).__name__}: {failure}"
             raise
         finally:
-            try:
-                job.cleanup(failed=error is not None, compute_broken=compute_broken)
-            finally:
-                if compute_broken:
+            self.last_job = job.report
+            if error is None:
+                self._finish(job, None)
+            else:
+                # The error reaches the user now; executors still running are waited for, and the
+                # job's keys removed, in the background (see settle()).
+                if isinstance(error, ComputeError):
                     self._restart_compute()
-                self.last_job = job.report
-                hooks.wukong_job_finished(job=job.report, error=error)
-        return pack_results(keys, dict(zip((graph.keys[t] for t in graph.results), values, strict=True)))
+                cleanup = threading.Thread(
+                    target=self._finish, args=(job, error), name=f"wukong-cleanup-{job.keys.job}"
+                )
+                cleanup.start()
+                with self._lock:
+                    self._cleanups.append(cleanup)
+        results = dict(zip((graph.keys[t] for t in graph.results), values, strict=True))
+        return pack_results(keys, results)
+
+    def _finish(self, job: Job, error: BaseException | None) -> None:
+        try:
+            job.cleanup(failed=error is not None, compute_broken=isinstance(error, ComputeError))
+        except StorageError:
+            if error is None:
+                raise
+            logger.exception("job %s: its keys could not be removed", job.keys.job)
+        finally:
+            get_plugin_manager().hook.wukong_job_finished(job=job.report, error=error)
+
+    def settle(self, timeout: float | None = None) -> None:
+        """Wait until every failed job's clean-up has ended (its keys are gone from storage)."""
+        with self._lock:
+            cleanups, self._cleanups = self._cleanups, []
+        for cleanup in cleanups:
+            cleanup.join(timeout)
 
     def _restart_compute(self) -> None:
         """Replace a broken compute backend, so the client stays usable after a worker died."""
-        with self._lock:
-            self.compute.close()
-            self.compute = self._start_compute()
+        self.compute_backend.close()
+        self.compute_backend = self._start_compute()
 
     def compute(self, *collections: Any, **kwargs: Any) -> Any:
         """Compute Dask collections; one collection gives its value, several give a tuple."""
@@ -121,12 +146,13 @@ class Client:
         return results[0] if len(collections) == 1 else results
 
     def close(self) -> None:
-        """Stop the workers and close the store (an embedded store's server stops too)."""
-        unshare_store(self.store)
+        """Finish clean-ups, stop the workers and close the store (an embedded store's server too)."""
+        self.settle()
+        unshare_store(self.storage_backend)
         try:
-            self.compute.close()
+            self.compute_backend.close()
         finally:
-            self.store.close()
+            self.storage_backend.close()
 
     def __enter__(self) -> Self:
         return self

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 import redis
+from redis.connection import Encoder, PythonRespSerializer
 
 from wukong.backends.options import BackendOptions
 from wukong.backends.storage.base import StorageBackend, StorageCapabilities
@@ -22,6 +23,16 @@ return redis.call('BITCOUNT', KEYS[1])
 """
 
 _DELETE_BATCH = 10_000
+
+
+def _command_packer() -> PythonRespSerializer:
+    """redis-py's pure-Python command packer.
+
+    With hiredis installed redis-py packs commands with hiredis, which copies every argument: a
+    2 MB SET then runs at about 300 MB/s here, against 2 GB/s for the Python packer, which sends
+    large values without copying. hiredis still parses the replies, which is where it is fast.
+    """
+    return PythonRespSerializer(6000, Encoder("utf-8", "strict", False).encode)
 
 
 class RedisOptions(BackendOptions):
@@ -63,11 +74,13 @@ class RedisStorage(StorageBackend):
 
     def __init__(self, **options: Any):
         super().__init__(**options)
-        self._client = redis.Redis.from_url(
+        pool = redis.ConnectionPool.from_url(
             self.url,
             socket_timeout=self.options.socket_timeout,
             socket_connect_timeout=self.options.connect_timeout,
+            command_packer=_command_packer(),
         )
+        self._client = redis.Redis(connection_pool=pool)
         self._set_bit_and_count = self._client.register_script(_SET_BIT_AND_COUNT)
 
     @property

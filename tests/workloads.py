@@ -1,0 +1,62 @@
+"""DAGs the engine tests run on every pairing, each with a way to compute the expected answer."""
+
+from __future__ import annotations
+
+import operator
+
+import dask
+import dask.array as da
+import numpy as np
+
+
+def tree_reduction(leaves: int) -> tuple[dict, tuple]:
+    """A dict graph that adds ``leaves`` numbers pairwise; returns (graph, root key)."""
+    graph: dict = {("leaf", i): i for i in range(leaves)}
+    keys = [("leaf", i) for i in range(leaves)]
+    level = 0
+    while len(keys) > 1:
+        level += 1
+        pairs = [keys[i : i + 2] for i in range(0, len(keys), 2)]
+        keys = []
+        for i, pair in enumerate(pairs):
+            key = ("add", level, i)
+            graph[key] = (operator.add, *pair) if len(pair) == 2 else (operator.pos, pair[0])
+            keys.append(key)
+    return graph, keys[0]
+
+
+def gemm():
+    x = da.random.RandomState(1).random_sample((1200, 1200), chunks=(400, 400))
+    return x @ x.T
+
+
+def svd_tall_skinny():
+    x = da.random.RandomState(2).random_sample((20_000, 50), chunks=(2_000, 50))
+    return da.linalg.svd(x)
+
+
+def svd_compressed():
+    x = da.random.RandomState(3).random_sample((1200, 1200), chunks=(400, 400))
+    return da.linalg.svd_compressed(x, k=5, seed=4)
+
+
+def fan_out_fan_in(width: int = 100):
+    @dask.delayed(pure=False)
+    def source():
+        return np.arange(10.0)
+
+    @dask.delayed(pure=False)
+    def branch(values, i):
+        return float((values * i).sum())
+
+    @dask.delayed(pure=False)
+    def gather(parts):
+        return sum(parts)
+
+    root = source()
+    return gather([branch(root, i) for i in range(width)])
+
+
+def reference(*collections):
+    """What Dask's synchronous scheduler computes."""
+    return dask.compute(*collections, scheduler="sync")
