@@ -1,0 +1,113 @@
+"""A failing task, a bad graph, an unpicklable function, a store that is down: clear errors, no keys left."""
+
+from __future__ import annotations
+
+import operator
+import threading
+import time
+
+import dask
+import pytest
+
+import wukong
+from tests.servers import free_port
+
+
+class CustomError(Exception):
+    pass
+
+
+def fail(*args):
+    raise CustomError("this task is broken")
+
+
+def slow(x, seconds=2.0):
+    time.sleep(seconds)
+    return x
+
+
+def test_task_exception_reaches_the_client_with_key_and_traceback(client):
+    graph = {"a": 1, "b": (fail, "a"), "c": (operator.add, "b", 1)}
+    with pytest.raises(CustomError, match="this task is broken") as caught:
+        client.get(graph, "c")
+    note = "\n".join(caught.value.__notes__)
+    assert "task 'b'" in note
+    assert "remote traceback" in note and "in fail" in note
+    assert client.last_job.error.startswith("CustomError")
+
+
+def test_failure_does_not_wait_for_slow_siblings(client):
+    graph = {"a": 1, "slow": (slow, "a"), "bad": (fail, "a"), "end": (operator.add, "slow", "bad")}
+    started = time.perf_counter()
+    with pytest.raises(CustomError):
+        client.get(graph, "end")
+    # The sibling sleeps 2 s; the error must not wait for it (clean-up does, in the background).
+    assert time.perf_counter() - started < 1.9
+
+
+def test_exception_that_cannot_travel_becomes_task_error(client):
+    def raise_unpicklable():
+        error = ValueError("has a lock")
+        error.lock = threading.Lock()
+        raise error
+
+    with pytest.raises((wukong.TaskError, ValueError)) as caught:
+        client.get({"x": (raise_unpicklable,)}, "x")
+    if isinstance(caught.value, wukong.TaskError):
+        assert caught.value.key == "x"
+        assert caught.value.exception_type == "ValueError"
+        assert "has a lock" in str(caught.value)
+    elif not client.storage_backend.capabilities.stores_objects:
+        pytest.fail("an unpicklable exception cannot have crossed a serializing store")
+
+
+def test_unpicklable_function_is_named_before_anything_runs(client):
+    lock = threading.Lock()
+
+    def uses_lock(x):
+        with lock:
+            return x
+
+    with pytest.raises(wukong.SerializationError, match="task 'b'"):
+        client.get({"a": 1, "b": (uses_lock, "a")}, "b")
+
+
+def test_unpicklable_result_is_a_clear_error(client):
+    graph = {"a": (threading.Lock,), "b": (operator.truth, "a"), "c": (operator.truth, "a")}
+    if client.storage_backend.capabilities.stores_objects:
+        assert client.get(graph, ["b", "c"]) == dask.get(graph, ["b", "c"]) == (True, True)
+        return
+    with pytest.raises(wukong.SerializationError, match="task 'a'.*result"):
+        client.get(graph, ["b", "c"])
+
+
+def test_missing_key_is_a_key_error(client):
+    with pytest.raises(KeyError):
+        client.get({"a": 1}, "nope")
+
+
+def test_cycle_names_its_keys(client):
+    graph = {"a": (operator.neg, "c"), "b": (operator.neg, "a"), "c": (operator.neg, "b"), "d": 1}
+    with pytest.raises(wukong.GraphError, match="cycle") as caught:
+        client.get(graph, "a")
+    assert set(caught.value.keys) == {"a", "b", "c"}
+
+
+def test_client_stays_usable_after_errors(client):
+    with pytest.raises(CustomError):
+        client.get({"a": (fail,)}, "a")
+    assert client.get({"a": 1, "b": (operator.add, "a", 1)}, "b") == 2
+
+
+def test_unreachable_store_fails_at_start_naming_its_address():
+    port = free_port()
+    with pytest.raises(wukong.StorageError, match=f"127.0.0.1:{port}"):
+        wukong.Client(storage=f"redis://127.0.0.1:{port}/0", storage_options={"connect_timeout": 1})
+
+
+def test_job_timeout(redis_url):
+    with wukong.Client(storage=redis_url, compute_options={"mode": "threads"}, timeout=0.5) as client:
+        with pytest.raises(wukong.JobTimeoutError, match="timeout of 0.5 s"):
+            client.get({"a": 1, "b": (slow, "a", 1.5)}, "b")
+        client.settle()
+        assert client.storage_backend.list_keys("wukong/") == []

@@ -1,0 +1,72 @@
+"""Graph input: normalisation, culling, and errors found before anything runs."""
+
+from __future__ import annotations
+
+import operator
+
+import pytest
+from dask.highlevelgraph import HighLevelGraph
+
+from wukong import GraphError, MissingKeyError
+from wukong.core.graph import build_task_graph, pack_results
+
+
+def test_culls_to_what_the_requested_keys_need():
+    graph = build_task_graph({"a": 1, "b": (operator.neg, "a"), "unused": (operator.neg, "a")}, "b")
+    assert graph.keys == ["a", "b"]
+    assert graph.dependencies == [(), (0,)]
+    assert graph.dependents == [[1], []]
+
+
+def test_topological_order_puts_dependencies_first():
+    dsk = {f"x{i}": (operator.add, f"x{i - 1}", 1) for i in range(1, 50)}
+    dsk["x0"] = 0
+    graph = build_task_graph(dsk, "x49")
+    for task, inputs in enumerate(graph.dependencies):
+        assert all(i < task for i in inputs)
+
+
+def test_high_level_graph():
+    layers = {"a": {"x": 1}, "b": {"y": (operator.add, "x", 1)}}
+    graph = build_task_graph(HighLevelGraph(layers, {"a": set(), "b": {"a"}}), "y")
+    assert graph.keys == ["x", "y"]
+
+
+def test_missing_requested_key_is_a_key_error_naming_it():
+    with pytest.raises(MissingKeyError, match="'nope'") as caught:
+        build_task_graph({"a": 1}, ["a", ["nope"]])
+    assert isinstance(caught.value, KeyError)
+    assert caught.value.keys == ["nope"]
+
+
+def test_missing_dependency_names_task_and_dependency():
+    from dask._task_spec import Task, TaskRef
+
+    with pytest.raises(GraphError, match="'b' needs 'ghost'") as caught:
+        build_task_graph({"a": 1, "b": Task("b", operator.add, TaskRef("a"), TaskRef("ghost"))}, "b")
+    assert caught.value.keys == ["b"]
+
+
+def test_cycle_reports_the_cycle_only():
+    dsk = {"a": (operator.neg, "b"), "b": (operator.neg, "a"), "c": (operator.neg, "a"), "d": 1}
+    with pytest.raises(GraphError, match="cycle") as caught:
+        build_task_graph(dsk, ["c", "d"])
+    assert set(caught.value.keys) == {"a", "b"}
+
+
+def test_long_cycle_does_not_recurse():
+    n = 100_000
+    dsk = {i: (operator.neg, (i + 1) % n) for i in range(n)}
+    with pytest.raises(GraphError):
+        build_task_graph(dsk, 0)
+
+
+def test_pack_results_keeps_nesting_as_tuples():
+    values = {"a": 1, "b": 2}
+    assert pack_results([["a"], "b", []], values) == ((1,), 2, ())
+    assert pack_results("a", values) == 1
+
+
+def test_rejects_what_is_not_a_graph():
+    with pytest.raises(GraphError, match="cannot run a int"):
+        build_task_graph(42, "x")

@@ -1,0 +1,102 @@
+"""The static scheduler: schedules, become preference, what is stored, at any size."""
+
+from __future__ import annotations
+
+import operator
+
+import pytest
+
+from tests.workloads import tree_reduction
+from wukong.core.graph import build_task_graph
+from wukong.core.partition import partition
+
+
+def plan_of(dsk, keys, page_tasks=1024):
+    graph = build_task_graph(dsk, keys)
+    return graph, partition(graph, page_tasks)
+
+
+def by_key(graph, plan):
+    return {graph.keys[i]: task for i, task in enumerate(plan.tasks)}
+
+
+def assert_partition_is_exact(graph, plan):
+    owned = [task for schedule in plan.schedules for task in schedule]
+    assert sorted(owned) == list(range(len(graph))), "every task in exactly one schedule"
+    assert [schedule[0] for schedule in plan.schedules] == plan.leaves
+    assert all(not graph.dependencies[leaf] for leaf in plan.leaves)
+    assert sorted(t for page in plan.pages for t in page) == list(range(len(graph)))
+    for number, page in enumerate(plan.pages):
+        assert all(plan.page_of[t] == number for t in page)
+
+
+def test_chain_is_one_schedule_and_stores_nothing_but_the_result():
+    dsk = {"a": 1, "b": (operator.neg, "a"), "c": (operator.neg, "b")}
+    graph, plan = plan_of(dsk, "c")
+    assert_partition_is_exact(graph, plan)
+    assert len(plan.schedules) == 1
+    tasks = by_key(graph, plan)
+    assert [tasks[k].store_output for k in "abc"] == [False, False, True]
+
+
+def test_fan_out_becomes_the_dependent_on_the_critical_path():
+    dsk = {"a": 1, "short": (operator.neg, "a"), "long1": (operator.neg, "a"), "long2": (operator.neg, "long1")}
+    graph, plan = plan_of(dsk, ["short", "long2"])
+    tasks = by_key(graph, plan)
+    become = tasks["a"].dependents[0]
+    assert graph.keys[become.task] == "long1"
+    assert tasks["a"].store_output  # the other dependent runs in another executor
+
+
+def test_become_prefers_the_dependent_with_fewest_inputs():
+    dsk = {"a": 1, "b": 2, "only_a": (operator.neg, "a"), "both": (operator.add, "a", "b")}
+    graph, plan = plan_of(dsk, ["only_a", "both"])
+    assert graph.keys[by_key(graph, plan)["a"].dependents[0].task] == "only_a"
+
+
+def test_fan_in_counter_bits_are_distinct_positions():
+    dsk = {f"x{i}": i for i in range(5)}
+    dsk["sum"] = (sum, [f"x{i}" for i in range(5)])
+    graph, plan = plan_of(dsk, "sum")
+    tasks = by_key(graph, plan)
+    bits = sorted(tasks[f"x{i}"].dependents[0].bit for i in range(5))
+    assert bits == [0, 1, 2, 3, 4]
+    assert all(tasks[f"x{i}"].dependents[0].fan_in == 5 for i in range(5))
+    assert len(plan.schedules) == 5
+
+
+def test_diamond():
+    dsk = {"a": 1, "b": (operator.neg, "a"), "c": (operator.pos, "a"), "d": (operator.add, "b", "c")}
+    graph, plan = plan_of(dsk, "d")
+    assert_partition_is_exact(graph, plan)
+    assert len(plan.schedules) == 1
+    tasks = by_key(graph, plan)
+    assert tasks["a"].store_output and tasks["b"].store_output and tasks["c"].store_output
+
+
+def test_tree_reduction_leaves_of_one_subtree_are_adjacent():
+    dsk, root = tree_reduction(8)
+    graph, plan = plan_of(dsk, root)
+    assert_partition_is_exact(graph, plan)
+    order = [graph.keys[leaf][1] for leaf in plan.leaves]
+    pairs = [sorted(order[i : i + 2]) for i in range(0, 8, 2)]
+    assert all(high - low == 1 and low % 2 == 0 for low, high in pairs)
+    assert len(plan.schedules[0]) == 4  # the first leaf's walk reaches the root: 3 levels above it
+
+
+def test_ten_thousand_wide_fan_out():
+    dsk = {"root": 0}
+    dsk.update({("leaf", i): (operator.add, "root", i) for i in range(10_000)})
+    graph, plan = plan_of(dsk, [("leaf", i) for i in range(10_000)], page_tasks=1000)
+    assert_partition_is_exact(graph, plan)
+    assert plan.leaves == [graph.keys.index("root")]
+    assert len(plan.pages) == 11
+    assert len(plan.tasks[plan.leaves[0]].dependents) == 10_000
+
+
+@pytest.mark.slow
+def test_deep_chain_of_100_000_tasks_partitions_without_recursion():
+    dsk = {("x", i): (operator.add, ("x", i - 1), 1) for i in range(1, 100_000)}
+    dsk[("x", 0)] = 0
+    graph, plan = plan_of(dsk, ("x", 99_999))
+    assert len(plan.schedules) == 1 and len(plan.schedules[0]) == 100_000
