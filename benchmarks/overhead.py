@@ -22,7 +22,7 @@ import time
 import dask
 
 import wukong
-from tests.workloads import tree_reduction
+from wukong.testing.workloads import tree_reduction
 
 
 def measure(run, repeat):
@@ -62,7 +62,10 @@ def main() -> None:
 
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as dclient:
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as dclient,
+    ):
 
         def distributed_run():
             value = dclient.get(graph, root)
@@ -73,7 +76,10 @@ def main() -> None:
         results["dask.distributed LocalCluster(2x1)"] = measure(distributed_run, args.repeat)
 
     print(f"# per-task overhead probe: tree reduction of {args.leaves} numbers = {tasks} tasks")
-    print(f"# {platform.python_version()}, {os.cpu_count()} cores, dask {dask.__version__}, wukong {wukong.__version__}; 1 BLAS thread per worker")
+    print(
+        f"# Python {platform.python_version()}, {os.cpu_count()} cores, dask {dask.__version__}, "
+        f"wukong {wukong.__version__}; 1 BLAS thread per worker"
+    )
     reference = {name: statistics.median(times) for name, (_, times) in results.items()}
     best_dask = min(v for k, v in reference.items() if not k.startswith("wukong"))
     print(f"{'engine':<36} {'median s':>9} {'min':>7} {'max':>7} {'tasks/s':>9} {'x wukong':>9}")
@@ -81,11 +87,17 @@ def main() -> None:
         assert value == expected, f"{name} computed {value}, expected {expected}"
         median = statistics.median(times)
         ratio = reference["wukong embedded"] / median
-        print(f"{name:<36} {median:9.3f} {min(times):7.3f} {max(times):7.3f} {tasks / median:9.0f} {ratio:9.2f}")
+        print(
+            f"{name:<36} {median:9.3f} {min(times):7.3f} {max(times):7.3f} {tasks / median:9.0f} {ratio:9.2f}"
+        )
     print(f"wukong / best Dask engine: {reference['wukong embedded'] / best_dask:.2f}")
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"tasks": tasks, "seconds": {k: t for k, (_, t) in results.items()}}, handle, indent=1)
+            json.dump(
+                {"tasks": tasks, "seconds": {k: t for k, (_, t) in results.items()}},
+                handle,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

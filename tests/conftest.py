@@ -13,8 +13,14 @@ from tests.servers import redis_server
 PAIRINGS = {
     "processes-embedded": ({"compute": "local"}, {"storage": "embedded"}),
     "processes-redis": ({"compute": "local"}, {"storage": "redis"}),
-    "threads-ideal": ({"compute": "local", "compute_options": {"mode": "threads"}}, {"storage": "ideal"}),
-    "threads-redis": ({"compute": "local", "compute_options": {"mode": "threads"}}, {"storage": "redis"}),
+    "threads-ideal": (
+        {"compute": "local", "compute_options": {"mode": "threads"}},
+        {"storage": "ideal"},
+    ),
+    "threads-redis": (
+        {"compute": "local", "compute_options": {"mode": "threads"}},
+        {"storage": "redis"},
+    ),
 }
 
 

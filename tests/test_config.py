@@ -48,10 +48,16 @@ def test_config_is_frozen(in_tmp):
     [
         ({"timeout": -1}, "timeout"),
         ({"colour": "blue"}, "colour"),
-        ({"compute": "warp-drive"}, "unknown compute backend 'warp-drive'; known compute backends: local"),
+        (
+            {"compute": "warp-drive"},
+            "unknown compute backend 'warp-drive'; known compute backends: local",
+        ),
         ({"storage": "floppy"}, "unknown storage backend 'floppy'.*embedded, ideal, redis"),
         ({"storage": "ftp://x"}, "no storage backend serves URLs of scheme 'ftp'"),
-        ({"compute_options": {"workers": 0}}, "invalid options for compute backend 'local'.*workers"),
+        (
+            {"compute_options": {"workers": 0}},
+            "invalid options for compute backend 'local'.*workers",
+        ),
         ({"compute_options": {"wrokers": 2}}, "wrokers"),
         ({"storage": "ideal"}, "reachable only from the client's process"),
     ],

@@ -77,7 +77,7 @@ def test_unpicklable_result_is_a_clear_error(client):
     if client.storage_backend.capabilities.stores_objects:
         assert client.get(graph, ["b", "c"]) == dask.get(graph, ["b", "c"]) == (True, True)
         return
-    with pytest.raises(wukong.SerializationError, match="task 'a'.*result"):
+    with pytest.raises(wukong.SerializationError, match=r"task 'a'.*result"):
         client.get(graph, ["b", "c"])
 
 
@@ -107,7 +107,7 @@ def test_unreachable_store_fails_at_start_naming_its_address():
 
 def test_job_timeout(redis_url):
     with wukong.Client(storage=redis_url, compute_options={"mode": "threads"}, timeout=0.5) as client:
-        with pytest.raises(wukong.JobTimeoutError, match="timeout of 0.5 s"):
+        with pytest.raises(wukong.JobTimeoutError, match=r"timeout of 0\.5 s"):
             client.get({"a": 1, "b": (slow, "a", 1.5)}, "b")
         client.settle()
         assert client.storage_backend.list_keys("wukong/") == []

@@ -12,10 +12,25 @@ from wukong.core.graph import build_task_graph, pack_results
 
 
 def test_culls_to_what_the_requested_keys_need():
-    graph = build_task_graph({"a": 1, "b": (operator.neg, "a"), "unused": (operator.neg, "a")}, "b")
+    dsk = {"a": (abs, -1), "b": (operator.neg, "a"), "unused": (operator.neg, "a")}
+    graph = build_task_graph(dsk, "b")
     assert graph.keys == ["a", "b"]
     assert graph.dependencies == [(), (0,)]
     assert graph.dependents == [[1], []]
+
+
+def test_constants_used_once_are_folded_into_their_user():
+    dsk = {
+        "one": 1,
+        "two": 2,
+        "shared": 3,
+        "a": (operator.add, "one", "shared"),
+        "b": (operator.add, "two", "shared"),
+    }
+    graph = build_task_graph(dsk, ["a", "b", "two"])
+    # "one" folds into "a"; "two" is requested and "shared" has two users, so both stay tasks.
+    assert sorted(graph.keys) == ["a", "b", "shared", "two"]
+    assert graph.nodes[graph.keys.index("a")]({"shared": 3}) == 4
 
 
 def test_topological_order_puts_dependencies_first():
@@ -28,7 +43,7 @@ def test_topological_order_puts_dependencies_first():
 
 def test_high_level_graph():
     layers = {"a": {"x": 1}, "b": {"y": (operator.add, "x", 1)}}
-    graph = build_task_graph(HighLevelGraph(layers, {"a": set(), "b": {"a"}}), "y")
+    graph = build_task_graph(HighLevelGraph(layers, {"a": set(), "b": {"a"}}), ["y", "x"])
     assert graph.keys == ["x", "y"]
 
 

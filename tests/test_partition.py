@@ -6,9 +6,9 @@ import operator
 
 import pytest
 
-from tests.workloads import tree_reduction
 from wukong.core.graph import build_task_graph
 from wukong.core.partition import partition
+from wukong.testing.workloads import tree_reduction
 
 
 def plan_of(dsk, keys, page_tasks=1024):
@@ -31,7 +31,7 @@ def assert_partition_is_exact(graph, plan):
 
 
 def test_chain_is_one_schedule_and_stores_nothing_but_the_result():
-    dsk = {"a": 1, "b": (operator.neg, "a"), "c": (operator.neg, "b")}
+    dsk = {"a": (abs, 1), "b": (operator.neg, "a"), "c": (operator.neg, "b")}
     graph, plan = plan_of(dsk, "c")
     assert_partition_is_exact(graph, plan)
     assert len(plan.schedules) == 1
@@ -40,7 +40,12 @@ def test_chain_is_one_schedule_and_stores_nothing_but_the_result():
 
 
 def test_fan_out_becomes_the_dependent_on_the_critical_path():
-    dsk = {"a": 1, "short": (operator.neg, "a"), "long1": (operator.neg, "a"), "long2": (operator.neg, "long1")}
+    dsk = {
+        "a": (abs, 1),
+        "short": (operator.neg, "a"),
+        "long1": (operator.neg, "a"),
+        "long2": (operator.neg, "long1"),
+    }
     graph, plan = plan_of(dsk, ["short", "long2"])
     tasks = by_key(graph, plan)
     become = tasks["a"].dependents[0]
@@ -49,13 +54,18 @@ def test_fan_out_becomes_the_dependent_on_the_critical_path():
 
 
 def test_become_prefers_the_dependent_with_fewest_inputs():
-    dsk = {"a": 1, "b": 2, "only_a": (operator.neg, "a"), "both": (operator.add, "a", "b")}
+    dsk = {
+        "a": (abs, 1),
+        "b": (abs, 2),
+        "only_a": (operator.neg, "a"),
+        "both": (operator.add, "a", "b"),
+    }
     graph, plan = plan_of(dsk, ["only_a", "both"])
     assert graph.keys[by_key(graph, plan)["a"].dependents[0].task] == "only_a"
 
 
 def test_fan_in_counter_bits_are_distinct_positions():
-    dsk = {f"x{i}": i for i in range(5)}
+    dsk = {f"x{i}": (abs, i) for i in range(5)}
     dsk["sum"] = (sum, [f"x{i}" for i in range(5)])
     graph, plan = plan_of(dsk, "sum")
     tasks = by_key(graph, plan)
@@ -66,7 +76,12 @@ def test_fan_in_counter_bits_are_distinct_positions():
 
 
 def test_diamond():
-    dsk = {"a": 1, "b": (operator.neg, "a"), "c": (operator.pos, "a"), "d": (operator.add, "b", "c")}
+    dsk = {
+        "a": (abs, 1),
+        "b": (operator.neg, "a"),
+        "c": (operator.pos, "a"),
+        "d": (operator.add, "b", "c"),
+    }
     graph, plan = plan_of(dsk, "d")
     assert_partition_is_exact(graph, plan)
     assert len(plan.schedules) == 1
@@ -75,17 +90,19 @@ def test_diamond():
 
 
 def test_tree_reduction_leaves_of_one_subtree_are_adjacent():
-    dsk, root = tree_reduction(8)
+    dsk, root = tree_reduction(16)
     graph, plan = plan_of(dsk, root)
     assert_partition_is_exact(graph, plan)
-    order = [graph.keys[leaf][1] for leaf in plan.leaves]
+    # The numbers are folded into the first additions, which are the leaves.
+    assert all(graph.keys[leaf][:2] == ("add", 1) for leaf in plan.leaves)
+    order = [graph.keys[leaf][2] for leaf in plan.leaves]
     pairs = [sorted(order[i : i + 2]) for i in range(0, 8, 2)]
     assert all(high - low == 1 and low % 2 == 0 for low, high in pairs)
     assert len(plan.schedules[0]) == 4  # the first leaf's walk reaches the root: 3 levels above it
 
 
 def test_ten_thousand_wide_fan_out():
-    dsk = {"root": 0}
+    dsk = {"root": (abs, 0)}
     dsk.update({("leaf", i): (operator.add, "root", i) for i in range(10_000)})
     graph, plan = plan_of(dsk, [("leaf", i) for i in range(10_000)], page_tasks=1000)
     assert_partition_is_exact(graph, plan)
@@ -97,6 +114,6 @@ def test_ten_thousand_wide_fan_out():
 @pytest.mark.slow
 def test_deep_chain_of_100_000_tasks_partitions_without_recursion():
     dsk = {("x", i): (operator.add, ("x", i - 1), 1) for i in range(1, 100_000)}
-    dsk[("x", 0)] = 0
-    graph, plan = plan_of(dsk, ("x", 99_999))
+    dsk[("x", 0)] = (abs, 0)
+    _, plan = plan_of(dsk, ("x", 99_999))
     assert len(plan.schedules) == 1 and len(plan.schedules[0]) == 100_000

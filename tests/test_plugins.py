@@ -61,7 +61,7 @@ def test_plugins_can_be_blocked_by_name(installed_example, monkeypatch):
     monkeypatch.setenv("WUKONG_DISABLE_PLUGINS", "serial")
     reset_plugin_manager()
     try:
-        with pytest.raises(wukong.ConfigError, match="unknown compute backend 'serial'.*local"):
+        with pytest.raises(wukong.ConfigError, match=r"unknown compute backend 'serial'.*local"):
             wukong.Client(compute="serial", storage="ideal")
     finally:
         monkeypatch.delenv("WUKONG_DISABLE_PLUGINS")
@@ -107,6 +107,10 @@ def test_a_hook_implementation_without_spec_is_rejected():
 
 
 def test_import_wukong_imports_no_backend_client():
-    code = "import sys, wukong; print(sorted(m for m in ('redis', 'boto3', 'pymemcache') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ)
+    code = (
+        "import sys, wukong; print(sorted(m for m in ('redis', 'boto3', 'pymemcache') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ
+    )
     assert out.stdout.strip() == "[]"

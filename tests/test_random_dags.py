@@ -6,10 +6,9 @@ import os
 import tempfile
 from collections import Counter
 
+import dask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import dask
 
 
 def record_and_sum(log_path, key, *inputs):

@@ -1,8 +1,9 @@
 """wukong: a fast serverless DAG engine for Dask graphs.
 
->>> import dask.array as da, wukong                                     # doctest: +SKIP
->>> (da.ones((100, 100), chunks=50) + 1).sum().compute(scheduler=wukong.get)  # doctest: +SKIP
-20000.0
+Example::
+
+    import dask.array as da, wukong
+    (da.ones((100, 100), chunks=50) + 1).sum().compute(scheduler=wukong.get)   # 20000.0
 """
 
 from wukong.config import WukongConfig, load_config

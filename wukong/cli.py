@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wukong", description="A serverless DAG engine for Dask.")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
-        "demo", help="run a tree reduction and an SVD on the configured backends (embedded by default)"
+        "demo",
+        help="run a tree reduction and an SVD on the configured backends (embedded by default)",
     )
     demo.add_argument("--leaves", type=int, default=1024, help="numbers in the tree reduction")
     demo.add_argument("--rows", type=int, default=200_000, help="rows of the tall-and-skinny array")

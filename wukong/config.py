@@ -39,6 +39,7 @@ class WukongConfig(BaseSettings):
         cleanup_timeout: seconds the client waits, at the end of a job, for executors still running
             before it removes the job's keys.
         page_tasks: tasks per stored schedule page.
+
     """
 
     model_config = SettingsConfigDict(
@@ -75,7 +76,7 @@ class WukongConfig(BaseSettings):
 
 
 def load_config(**overrides: Any) -> WukongConfig:
-    """Build the configuration; ``None`` overrides are ignored. Invalid settings raise :class:`ConfigError`."""
+    """Build the configuration, ignoring ``None`` overrides; bad settings raise :class:`ConfigError`."""
     given = {name: value for name, value in overrides.items() if value is not None}
     try:
         return WukongConfig(**given)

@@ -23,6 +23,7 @@ class GraphError(WukongError, ValueError):
 
     Attributes:
         keys: the task keys involved (the cycle, or the tasks with a missing dependency).
+
     """
 
     def __init__(self, message: str, keys: list[Hashable]):
@@ -45,6 +46,7 @@ class TaskError(WukongError):
         key: the key of the task that failed.
         exception_type: the name of the original exception's type.
         remote_traceback: the traceback as formatted in the executor.
+
     """
 
     def __init__(self, key: Hashable, exception_type: str, message: str, remote_traceback: str):
@@ -59,6 +61,7 @@ class SerializationError(WukongError, TypeError):
 
     Attributes:
         key: the key of the task whose object cannot be serialized.
+
     """
 
     def __init__(self, key: Hashable, cause: BaseException, what: str = "definition"):

@@ -1,8 +1,8 @@
 """Turning task outputs, schedules and records into bytes and back.
 
-Outputs go through the standard pickle (protocol 5, fast for NumPy arrays) and fall back to
-cloudpickle for what pickle cannot do (lambdas, local classes). Schedules always use cloudpickle,
-since they hold user functions. Everything is read back with ``pickle.loads``.
+Outputs and schedule pages go through the standard pickle (protocol 5, fast for NumPy arrays, and
+functions by reference) and fall back to cloudpickle for what pickle cannot do (lambdas, local
+functions and classes). Everything is read back with ``pickle.loads``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ PROTOCOL = 5
 
 
 def dumps(value: Any) -> bytes:
-    """Serialize a task output."""
+    """Serialize a task output or a schedule page."""
     try:
         return pickle.dumps(value, protocol=PROTOCOL)
     except (pickle.PicklingError, TypeError, AttributeError):
@@ -24,7 +24,7 @@ def dumps(value: Any) -> bytes:
 
 
 def dumps_code(value: Any) -> bytes:
-    """Serialize something that holds user code (a schedule page, an exception)."""
+    """Serialize by value what may hold code defined at run time (an exception, a task's function)."""
     return cloudpickle.dumps(value, protocol=PROTOCOL)
 
 

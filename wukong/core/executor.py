@@ -40,6 +40,10 @@ logger = logging.getLogger("wukong.executor")
 _MISSING = object()
 
 
+class JobFailed(Exception):
+    """Internal: another executor reported a failure; this one stops."""
+
+
 class TaskFailed(Exception):
     """Internal: task ``task`` failed with ``error`` (a user exception or a storage problem)."""
 
@@ -99,8 +103,9 @@ class Executor:
         """Run the chain; report a failure to the job; always count this executor out."""
         keys = self.keys
         try:
-            if self.store.get(keys.failed) is None:
-                self._run_chain(self.invocation.task, self.invocation.page)
+            self._run_chain(self.invocation.task, self.invocation.page)
+        except JobFailed:
+            pass
         except TaskFailed as failure:
             self._report(failure.task, failure.key, failure.error)
         except Exception as error:  # storage failed outside a task: still tell the client
@@ -118,7 +123,7 @@ class Executor:
             try:
                 value = self._compute(task, plan, carried)
                 become = self._hand_off(task, plan, value)
-            except TaskFailed:
+            except (TaskFailed, JobFailed):
                 raise
             except Exception as error:
                 raise TaskFailed(task, plan.key, error) from error
@@ -139,8 +144,13 @@ class Executor:
                 inputs[key] = value
         if missing:
             keys = self.keys
-            stored = self.store.get_many([keys.output(index) for index, _ in missing])
-            for (index, key), blob in zip(missing, stored, strict=True):
+            # The job's failure mark rides along with the inputs: no extra round trip to stop early.
+            failed, *stored = self.store.get_many(
+                [keys.failed, *(keys.output(index) for index, _ in missing)]
+            )
+            if failed is not None:
+                raise JobFailed
+            for (_, key), blob in zip(missing, stored, strict=True):
                 if blob is None:
                     raise StorageError(
                         f"input {key!r} of task {plan.key!r} is missing from "
@@ -154,16 +164,15 @@ class Executor:
 
     def _hand_off(self, task: int, plan: TaskPlan, value: Any):
         store, keys = self.store, self.keys
-        if plan.store_output:
-            store.put(keys.output(task), self._encode(plan, value))
+        fan_ins = [edge for edge in plan.dependents if edge.fan_in > 1]
+        items = {keys.output(task): self._encode(plan, value)} if plan.store_output else {}
         if plan.is_result:
+            store.put_many(items)
+            items = {}
             store.append(keys.records, records.encode(records.ResultRecord(task)))
-        ready = [
-            edge
-            for edge in plan.dependents
-            if edge.fan_in == 1
-            or store.set_bit_and_count(keys.counter(edge.task), edge.bit) == edge.fan_in
-        ]
+        counts = store.put_and_count(items, [(keys.counter(e.task), e.bit) for e in fan_ins])
+        complete = {e.task for e, count in zip(fan_ins, counts, strict=True) if count == e.fan_in}
+        ready = [e for e in plan.dependents if e.fan_in == 1 or e.task in complete]
         if not ready:
             return None
         become, *others = ready

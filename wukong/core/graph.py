@@ -4,14 +4,15 @@ Dask gives a scheduler an expression object (``x.compute()`` in Dask 2025+), a `
 or a plain dict whose values are tuple tasks, literals, or the task-spec objects ``Task``,
 ``Alias`` and ``DataNode``. :func:`build_task_graph` turns each of these into one form, as
 ``dask.local.get_async`` does (``__dask_graph__`` then ``convert_legacy_graph``), keeps only what the
-requested keys need, and checks for missing dependencies and cycles before anything runs.
+requested keys need, folds constants used once into their user, and checks for missing dependencies
+and cycles before anything runs.
 
 The result names tasks by index, in topological order (every task after its dependencies)::
 
     >>> from operator import add
-    >>> g = build_task_graph({"x": 1, "y": (add, "x", 10)}, "y")
-    >>> g.keys, g.dependencies, g.results
-    (['x', 'y'], [(), (0,)], [1])
+    >>> g = build_task_graph({"x": 1, "y": (add, "x", 10), "z": (add, "y", "x")}, "z")
+    >>> g.keys, [sorted(inputs) for inputs in g.dependencies], g.results
+    (['x', 'y', 'z'], [[], [0], [0, 1]], [2])
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dask._task_spec import GraphNode, convert_legacy_graph
+from dask._task_spec import DataNode, GraphNode, convert_legacy_graph
 from dask.core import flatten
 
 from wukong.errors import GraphError, MissingKeyError
@@ -40,6 +41,7 @@ class TaskGraph:
         dependencies: the indices of each task's inputs.
         dependents: the indices of the tasks that take each task's output.
         results: the indices of the requested keys, without repeats.
+
     """
 
     keys: list[Key]
@@ -99,6 +101,26 @@ def _needed_nodes(nodes: Mapping[Key, GraphNode], targets: list[Key]) -> dict[Ke
     return needed
 
 
+def _inline_constants(needed: dict[Key, GraphNode], targets: list[Key]) -> None:
+    """Fold each constant that feeds exactly one task, and is not requested, into that task.
+
+    A constant needs no executor, no invocation and no storage round trip; folding it into its one
+    user copies nothing. A tree reduction of numbers thus starts from its first additions.
+    """
+    uses: dict[Key, int] = {}
+    user: dict[Key, Key] = {}
+    for key, node in needed.items():
+        for dependency in node.dependencies:
+            uses[dependency] = uses.get(dependency, 0) + 1
+            user[dependency] = key
+    requested = set(targets)
+    for key, node in list(needed.items()):
+        if isinstance(node, DataNode) and uses.get(key) == 1 and key not in requested:
+            consumer = user[key]
+            needed[consumer] = needed[consumer].substitute({key: node})
+            del needed[key]
+
+
 def _find_cycle(remaining: Mapping[Key, GraphNode]) -> list[Key]:
     """Walk dependencies inside ``remaining`` (which holds only cyclic parts) until a key repeats."""
     start = next(iter(remaining))
@@ -138,6 +160,7 @@ def build_task_graph(dsk: Any, keys: Any) -> TaskGraph:
     Raises:
         MissingKeyError: a requested key is not in the graph.
         GraphError: a task depends on a key no task produces, or the graph has a cycle.
+
     """
     nodes = convert_legacy_graph(as_mapping(dsk))
     targets = list(dict.fromkeys(flatten(keys) if isinstance(keys, list) else [keys]))
@@ -145,6 +168,7 @@ def build_task_graph(dsk: Any, keys: Any) -> TaskGraph:
     if absent:
         raise MissingKeyError(f"requested key(s) not in the graph: {_shown(absent)}", absent)
     needed = _needed_nodes(nodes, targets)
+    _inline_constants(needed, targets)
     order = _topological_order(needed)
     index = {key: i for i, key in enumerate(order)}
     dependencies = [tuple(index[d] for d in needed[key].dependencies) for key in order]

@@ -60,22 +60,17 @@ class Job:
         """Store the schedule pages, count the leaves' executors in, and invoke them."""
         started = time.perf_counter()
         keys, plan = self.keys, self.plan
-        self.store.put_many(
-            {keys.page(page): self._encode_page(page) for page in range(len(plan.pages))}
-        )
+        self.store.put_many({keys.page(page): self._encode_page(page) for page in range(len(plan.pages))})
         self.store.increment(keys.live_executors, len(plan.leaves))
         self.compute.invoke(
-            [
-                Invocation(keys.job, self.store_spec, leaf, plan.page_of[leaf]).encode()
-                for leaf in plan.leaves
-            ]
+            [Invocation(keys.job, self.store_spec, leaf, plan.page_of[leaf]).encode() for leaf in plan.leaves]
         )
         self.report.seconds["submit"] = time.perf_counter() - started
 
     def _encode_page(self, page: int) -> bytes:
         contents = self.plan.page_contents(page)
         try:
-            return codec.dumps_code(contents)
+            return codec.dumps(contents)
         except Exception:
             for plan in contents.values():  # find the task to blame
                 try:

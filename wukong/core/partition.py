@@ -67,6 +67,7 @@ class Plan:
         schedules: the tasks of each leaf's schedule, in walk order (parallel to ``leaves``).
         pages: the tasks stored in each page.
         page_of: the page of each task.
+
     """
 
     tasks: list[TaskPlan]
@@ -155,9 +156,7 @@ def partition(graph: TaskGraph, page_tasks: int = 1024) -> Plan:
     dependencies = graph.dependencies
     fan_in = [len(inputs) for inputs in dependencies]
     heights = _heights(graph)
-    preferred = [
-        sorted(after, key=lambda d: (fan_in[d], -heights[d], d)) for after in graph.dependents
-    ]
+    preferred = [sorted(after, key=lambda d: (fan_in[d], -heights[d], d)) for after in graph.dependents]
     leaves = _leaf_order(graph)
     schedules = _schedules(graph, leaves, preferred)
     pages, page_of = _pages(schedules, page_tasks, size)

@@ -20,6 +20,7 @@ class JobReport:
             (store pages, invoke leaves), ``run`` (until the last result or the first error),
             ``collect`` (read results), ``cleanup`` (remove the job's keys).
         error: the error's type and message, when the job failed.
+
     """
 
     job: str

@@ -27,6 +27,7 @@ class BackendEntry:
         description: one line for ``wukong plugins``.
         url_schemes: URL schemes that select this backend (``storage="redis://host:6379/0"``).
         install_hint: what to install when the import fails (``pip install wukong[s3]``).
+
     """
 
     name: str
@@ -98,9 +99,7 @@ class BackendRegistry:
             module = importlib.import_module(module_name)
         except ImportError as error:
             hint = f"; {entry.install_hint}" if entry.install_hint else ""
-            raise ConfigError(
-                f"{self.kind} backend {name!r} cannot be imported ({error}){hint}"
-            ) from error
+            raise ConfigError(f"{self.kind} backend {name!r} cannot be imported ({error}){hint}") from error
         return getattr(module, attribute)
 
 

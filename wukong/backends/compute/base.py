@@ -37,6 +37,7 @@ class ComputeCapabilities:
         runs_in_client_process: executors run in the client's own process (threads), so they can
             use a store that is not shared across processes.
         max_payload_bytes: the largest invocation payload, or ``None`` for no limit.
+
     """
 
     runs_in_client_process: bool = False

@@ -42,6 +42,7 @@ class LocalOptions(BackendOptions):
         start_method: how worker processes start; ``spawn`` is safe with any threads in the client.
         blas_threads: BLAS threads per worker process (1 by default, so workers do not oversubscribe
             the cores); ``None`` leaves the environment alone.
+
     """
 
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)

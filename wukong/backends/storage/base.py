@@ -34,6 +34,7 @@ class StorageCapabilities:
         stores_objects: values are kept as Python objects, not bytes, so executors skip
             serialization (the ideal store's zero-copy access).
         max_object_bytes: the largest object the store accepts, or ``None`` for no limit.
+
     """
 
     atomic_counters: bool = True
@@ -95,6 +96,17 @@ class StorageBackend(ABC):
 
         Setting a bit twice counts once: a retried executor cannot complete a counter early.
         """
+
+    def put_and_count(self, items: Mapping[str, Any], counters: Sequence[tuple[str, int]]) -> list[int]:
+        """Store ``items``, then set bit ``bit`` of each ``(counter, bit)`` and return the counts.
+
+        The order is the protocol's *write before count*: no counter may change before every item
+        is stored. This default takes one step at a time; a store that can send the whole batch in
+        one round trip, in order, overrides it.
+        """
+        if items:
+            self.put_many(items)
+        return [self.set_bit_and_count(key, bit) for key, bit in counters]
 
     @abstractmethod
     def increment(self, key: str, amount: int) -> int:

@@ -33,6 +33,7 @@ class EmbeddedOptions(BackendOptions):
         start_timeout: seconds to wait for the server to answer.
         socket_timeout: seconds before a stalled command fails.
         connect_timeout: seconds to wait for a connection.
+
     """
 
     executable: str = ""

@@ -16,12 +16,14 @@ from wukong.backends.options import BackendOptions
 from wukong.backends.storage.base import StorageBackend, StorageCapabilities
 from wukong.errors import StorageError
 
+
 class IdealOptions(BackendOptions):
     """Options of the ``ideal`` store.
 
     Attributes:
         instance: identifies one in-memory store within the process; set by the store itself so
             executor threads find the very dictionary the client created.
+
     """
 
     instance: str = ""

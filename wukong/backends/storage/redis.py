@@ -42,6 +42,7 @@ class RedisOptions(BackendOptions):
         url: ``redis://host:port/db``, ``rediss://`` for TLS, or ``unix:///path/to/socket``.
         socket_timeout: seconds before a stalled command fails (a dead server fails the job).
         connect_timeout: seconds to wait for a connection.
+
     """
 
     url: str = "redis://127.0.0.1:6379/0"
@@ -131,6 +132,19 @@ class RedisStorage(StorageBackend):
     def set_bit_and_count(self, key: str, bit: int) -> int:
         """SETBIT then BITCOUNT, in one server-side script."""
         return int(self._set_bit_and_count(keys=[key], args=[bit]))
+
+    @_translated
+    def put_and_count(self, items: Mapping[str, bytes], counters: Sequence[tuple[str, int]]) -> list[int]:
+        """One pipeline: the writes, then the counter scripts; Redis runs them in this order."""
+        pipe = self._client.pipeline(transaction=False)
+        for key, value in items.items():
+            pipe.set(key, value)
+        for key, bit in counters:
+            # EVAL, not a Script object: in a pipeline redis-py checks that a script exists with an
+            # extra round trip first. The server caches the compiled script by its hash anyway.
+            pipe.eval(_SET_BIT_AND_COUNT, 1, key, bit)
+        replies = pipe.execute()
+        return [int(count) for count in replies[len(items) :]]
 
     @_translated
     def increment(self, key: str, amount: int) -> int:

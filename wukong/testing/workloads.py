@@ -1,4 +1,4 @@
-"""DAGs the engine tests run on every pairing, each with a way to compute the expected answer."""
+"""Reference DAGs run by the engine tests and the benchmarks, each with its expected answer."""
 
 from __future__ import annotations
 
@@ -26,21 +26,26 @@ def tree_reduction(leaves: int) -> tuple[dict, tuple]:
 
 
 def gemm():
+    """``X @ X.T`` of a 1200x1200 array in 400x400 chunks."""
     x = da.random.RandomState(1).random_sample((1200, 1200), chunks=(400, 400))
     return x @ x.T
 
 
 def svd_tall_skinny():
+    """``da.linalg.svd`` of a 20,000x50 array in 2,000-row chunks."""
     x = da.random.RandomState(2).random_sample((20_000, 50), chunks=(2_000, 50))
     return da.linalg.svd(x)
 
 
 def svd_compressed():
+    """``da.linalg.svd_compressed(k=5)`` of a 1200x1200 array in 400x400 chunks."""
     x = da.random.RandomState(3).random_sample((1200, 1200), chunks=(400, 400))
     return da.linalg.svd_compressed(x, k=5, seed=4)
 
 
 def fan_out_fan_in(width: int = 100):
+    """A ``dask.delayed`` source, ``width`` branches reading it, and one task gathering them."""
+
     @dask.delayed(pure=False)
     def source():
         return np.arange(10.0)

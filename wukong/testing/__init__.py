@@ -1,0 +1,1 @@
+"""Helpers for testing wukong and its plugins: reference workloads shared by tests and benchmarks."""
