@@ -45,7 +45,7 @@ def test_builtins_register_through_the_hooks(capsys):
 
 def test_third_party_backend_runs_a_dag_by_name(installed_example):
     with wukong.Client(compute="serial", storage="ideal") as client:
-        graph = {"a": 1, "b": 2, "c": (sum, ["a", "b"]), "d": (pow, "c", 2)}
+        graph = {"a": (abs, -1), "b": (abs, 2), "c": (sum, ["a", "b"]), "d": (pow, "c", 2)}
         assert client.get(graph, "d") == 9
         assert client.compute_backend.invocations_run == 2  # one per leaf; the rest became
         assert client.storage_backend.list_keys("wukong/") == []
@@ -85,7 +85,7 @@ def test_lifecycle_hooks_see_each_job(monkeypatch):
     manager.register(recorder)
     try:
         with wukong.Client(compute_options={"mode": "threads"}, storage="ideal") as client:
-            client.get({"a": 1, "b": (abs, "a")}, "b")
+            client.get({"a": (abs, -1), "b": (abs, "a")}, "b")
     finally:
         manager.unregister(recorder)
     assert seen == [("submitted", 2), ("finished", 2, True)]
