@@ -52,7 +52,12 @@ def test_config_is_frozen(in_tmp):
             {"compute": "warp-drive"},
             "unknown compute backend 'warp-drive'; known compute backends: local",
         ),
-        ({"storage": "floppy"}, "unknown storage backend 'floppy'.*embedded, ideal, redis"),
+        ({"storage": "floppy"}, "unknown storage backend 'floppy'.*embedded, ideal, memcached, redis"),
+        ({"storage": "s3://bucket"}, "s3 store s3://bucket/ has no atomic counters.*data_storage"),
+        (
+            {"storage": "s3://bucket", "data_storage": "redis://127.0.0.1:1"},
+            "no atomic counters.*use a store with atomic counters",
+        ),
         ({"storage": "ftp://x"}, "no storage backend serves URLs of scheme 'ftp'"),
         (
             {"compute_options": {"workers": 0}},

@@ -48,7 +48,7 @@ def test_third_party_backend_runs_a_dag_by_name(installed_example):
         graph = {"a": (abs, -1), "b": (abs, 2), "c": (sum, ["a", "b"]), "d": (pow, "c", 2)}
         assert client.get(graph, "d") == 9
         assert client.compute_backend.invocations_run == 2  # one per leaf; the rest became
-        assert client.storage_backend.list_keys("wukong/") == []
+        assert client.stores.list_keys("wukong/") == []
 
 
 def test_plugin_listing_names_the_distribution(installed_example, capsys):

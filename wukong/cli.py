@@ -30,7 +30,7 @@ def _demo(args: argparse.Namespace) -> int:
     _, singular_values, _ = da.linalg.svd(x)
 
     with wukong.Client(**({"storage": args.storage} if args.storage else {})) as client:
-        print(f"wukong demo on {client.compute_backend.describe()} and {client.storage_backend.describe()}")
+        print(f"wukong demo on {client.compute_backend.describe()} and {client.stores.describe()}")
         started = time.perf_counter()
         total = client.get(graph, root)
         elapsed = time.perf_counter() - started

@@ -34,6 +34,10 @@ class WukongConfig(BaseSettings):
         storage: the store's name (``embedded``, ``redis``, ``ideal``, or a plugin's), or a URL whose
             scheme names it (``redis://127.0.0.1:6379/0``).
         storage_options: keyword options of the store.
+        data_storage: a second store for task outputs only (``s3``, say), or ``None`` for the
+            ``storage`` store to hold everything. ``storage`` then keeps the counters, records and
+            schedules, so it must have atomic counters.
+        data_storage_options: keyword options of the data store.
         timeout: seconds a job may run before it fails with :class:`~wukong.errors.JobTimeoutError`;
             ``None`` waits as long as the compute backend's workers are alive.
         cleanup_timeout: seconds the client waits, at the end of a job, for executors still running
@@ -54,6 +58,8 @@ class WukongConfig(BaseSettings):
     compute_options: dict[str, Any] = Field(default_factory=dict)
     storage: str = "embedded"
     storage_options: dict[str, Any] = Field(default_factory=dict)
+    data_storage: str | None = None
+    data_storage_options: dict[str, Any] = Field(default_factory=dict)
     timeout: float | None = Field(default=None, gt=0)
     cleanup_timeout: float = Field(default=30.0, ge=0)
     page_tasks: int = Field(default=1024, ge=1)

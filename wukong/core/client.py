@@ -17,14 +17,14 @@ from typing import Any, Self
 import dask
 
 from wukong.backends.compute.base import ComputeBackend
-from wukong.backends.storage.base import StorageBackend
 from wukong.config import WukongConfig, load_config
-from wukong.core.backends import create_compute, create_storage, share_store, unshare_store
+from wukong.core.backends import create_compute
 from wukong.core.executor import handle_invocation
 from wukong.core.graph import build_task_graph, pack_results
 from wukong.core.job import Job
 from wukong.core.partition import partition
 from wukong.core.report import JobReport
+from wukong.core.stores import Stores, share, unshare
 from wukong.errors import ComputeError, ConfigError, StorageError
 from wukong.plugins.manager import get_plugin_manager
 
@@ -40,8 +40,15 @@ class Client:
             client.compute(x.sum())          # or x.sum().compute(scheduler=client.get)
 
     Arguments are :class:`~wukong.config.WukongConfig` fields; those not given come from the
-    environment, ``wukong.toml``, ``pyproject.toml`` or the defaults. The store is checked and the
+    environment, ``wukong.toml``, ``pyproject.toml`` or the defaults. The stores are checked and the
     workers started here, so a bad name, a bad option or an unreachable store fails at once.
+
+    Attributes:
+        config: the validated configuration.
+        stores: the metadata and data stores (one object when one store plays both roles).
+        compute_backend: the compute backend executors run on.
+        last_job: the report of the most recent job, finished or failed.
+
     """
 
     def __init__(self, compute: str | None = None, storage: str | None = None, **settings: Any):
@@ -49,25 +56,25 @@ class Client:
         self.last_job: JobReport | None = None
         self._lock = threading.Lock()
         self._cleanups: list[threading.Thread] = []
-        self.storage_backend: StorageBackend = create_storage(
-            self.config.storage, dict(self.config.storage_options)
-        )
+        config = self.config
+        data = None
+        if config.data_storage is not None:
+            data = (config.data_storage, dict(config.data_storage_options))
+        self.stores: Stores = Stores.open((config.storage, dict(config.storage_options)), data)
         try:
-            self.storage_backend.check()
+            self.stores.validate()
+            self.stores.check()
             self.compute_backend: ComputeBackend = self._start_compute()
         except BaseException:
-            self.storage_backend.close()
+            self.stores.close()
             raise
-        self._store_spec = share_store(self.storage_backend)
+        self._stores_spec = share(self.stores)
 
     def _start_compute(self) -> ComputeBackend:
         compute = create_compute(self.config.compute, dict(self.config.compute_options))
-        if (
-            not self.storage_backend.capabilities.shared_across_processes
-            and not compute.capabilities.runs_in_client_process
-        ):
+        if not self.stores.shared_across_processes and not compute.capabilities.runs_in_client_process:
             raise ConfigError(
-                f"{self.storage_backend.describe()} is reachable only from the client's process, but "
+                f"{self.stores.describe()} is reachable only from the client's process, but "
                 f"{compute.describe()} runs executors elsewhere; use "
                 "compute_options={'mode': 'threads'} with the local backend"
             )
@@ -85,8 +92,8 @@ class Client:
             graph,
             plan,
             self.compute_backend,
-            self.storage_backend,
-            self._store_spec,
+            self.stores,
+            self._stores_spec,
             timeout=self.config.timeout,
             cleanup_timeout=self.config.cleanup_timeout,
         )
@@ -148,11 +155,11 @@ class Client:
     def close(self) -> None:
         """Finish clean-ups, stop the workers and close the store (an embedded store's server too)."""
         self.settle()
-        unshare_store(self.storage_backend)
+        unshare(self.stores)
         try:
             self.compute_backend.close()
         finally:
-            self.storage_backend.close()
+            self.stores.close()
 
     def __enter__(self) -> Self:
         return self

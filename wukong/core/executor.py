@@ -27,12 +27,11 @@ from collections import OrderedDict
 from typing import Any
 
 from wukong.backends.compute.base import ExecutorContext
-from wukong.backends.storage.base import StorageBackend
 from wukong.core import codec, records
-from wukong.core.backends import open_store
 from wukong.core.invocation import Invocation
 from wukong.core.keys import JobKeys
 from wukong.core.partition import TaskPlan
+from wukong.core.stores import Stores, open_stores
 from wukong.errors import SerializationError, StorageError
 
 logger = logging.getLogger("wukong.executor")
@@ -60,15 +59,15 @@ class PageCache:
         self._pages: OrderedDict[tuple[str, int], dict[int, TaskPlan]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def task(self, store: StorageBackend, keys: JobKeys, page: int, task: int) -> TaskPlan:
-        """The plan of ``task``, loading its page from ``store`` on first use."""
+    def task(self, stores: Stores, keys: JobKeys, page: int, task: int) -> TaskPlan:
+        """The plan of ``task``, loading its page from the metadata store on first use."""
         entry = (keys.job, page)
         tasks = self._pages.get(entry)
         if tasks is None:
-            blob = store.get(keys.page(page))
+            blob = stores.metadata.get(keys.page(page))
             if blob is None:
                 raise StorageError(
-                    f"schedule page {page} of job {keys.job} is not in {store.describe()} "
+                    f"schedule page {page} of job {keys.job} is not in {stores.metadata.describe()} "
                     "(the job ended, or its keys were removed)"
                 )
             tasks = codec.loads(blob)
@@ -85,19 +84,20 @@ _pages = PageCache()
 def handle_invocation(payload: bytes, context: ExecutorContext) -> None:
     """Run one invocation: the entry point every compute backend calls with a payload."""
     invocation = Invocation.decode(payload)
-    Executor(invocation, open_store(invocation.store), context).run()
+    Executor(invocation, open_stores(invocation.store), context).run()
 
 
 class Executor:
     """Runs a chain of tasks that starts with one invocation, as described in the module docstring."""
 
-    def __init__(self, invocation: Invocation, store: StorageBackend, context: ExecutorContext):
+    def __init__(self, invocation: Invocation, stores: Stores, context: ExecutorContext):
         self.invocation = invocation
-        self.store = store
+        self.stores = stores
+        self.metadata = stores.metadata
         self.context = context
         self.keys = JobKeys(invocation.job)
-        self.encoded = not store.capabilities.stores_objects
-        self.max_object_bytes = store.capabilities.max_object_bytes
+        self.encoded = not stores.objects_stored_as_is
+        self.max_object_bytes = stores.data.capabilities.max_object_bytes
 
     def run(self) -> None:
         """Run the chain; report a failure to the job; always count this executor out."""
@@ -112,14 +112,14 @@ class Executor:
             self._report(self.invocation.task, None, error)
         finally:
             try:
-                self.store.increment(keys.live_executors, -1)
+                self.metadata.increment(keys.live_executors, -1)
             except StorageError:
                 logger.exception("job %s: cannot count this executor out", keys.job)
 
     def _run_chain(self, task: int, page: int) -> None:
         carried: dict[int, Any] = {}
         while True:
-            plan = _pages.task(self.store, self.keys, page, task)
+            plan = _pages.task(self.stores, self.keys, page, task)
             try:
                 value = self._compute(task, plan, carried)
                 become = self._hand_off(task, plan, value)
@@ -144,17 +144,16 @@ class Executor:
                 inputs[key] = value
         if missing:
             keys = self.keys
-            # The job's failure mark rides along with the inputs: no extra round trip to stop early.
-            failed, *stored = self.store.get_many(
-                [keys.failed, *(keys.output(index) for index, _ in missing)]
+            failed, stored = self.stores.read_inputs(
+                keys.failed, [keys.output(index) for index, _ in missing]
             )
-            if failed is not None:
+            if failed:
                 raise JobFailed
             for (_, key), blob in zip(missing, stored, strict=True):
                 if blob is None:
                     raise StorageError(
                         f"input {key!r} of task {plan.key!r} is missing from "
-                        f"{self.store.describe()} (job {keys.job})"
+                        f"{self.stores.data.describe()} (job {keys.job})"
                     )
                 inputs[key] = codec.loads(blob) if self.encoded else blob
         try:
@@ -163,14 +162,14 @@ class Executor:
             raise TaskFailed(task, plan.key, error) from error
 
     def _hand_off(self, task: int, plan: TaskPlan, value: Any):
-        store, keys = self.store, self.keys
+        keys = self.keys
         fan_ins = [edge for edge in plan.dependents if edge.fan_in > 1]
         items = {keys.output(task): self._encode(plan, value)} if plan.store_output else {}
         if plan.is_result:
-            store.put_many(items)
+            self.stores.data.put_many(items)
             items = {}
-            store.append(keys.records, records.encode(records.ResultRecord(task)))
-        counts = store.put_and_count(items, [(keys.counter(e.task), e.bit) for e in fan_ins])
+            self.metadata.append(keys.records, records.encode(records.ResultRecord(task)))
+        counts = self.stores.put_and_count(items, [(keys.counter(e.task), e.bit) for e in fan_ins])
         complete = {e.task for e, count in zip(fan_ins, counts, strict=True) if count == e.fan_in}
         ready = [e for e in plan.dependents if e.fan_in == 1 or e.task in complete]
         if not ready:
@@ -178,7 +177,7 @@ class Executor:
         become, *others = ready
         if others:
             # Counted before they start, so the live count never reads zero while they run.
-            store.increment(keys.live_executors, len(others))
+            self.metadata.increment(keys.live_executors, len(others))
             job, spec = self.invocation.job, self.invocation.store
             self.context.invoke([Invocation(job, spec, e.task, e.page).encode() for e in others])
         return become
@@ -193,7 +192,7 @@ class Executor:
         if self.max_object_bytes is not None and len(blob) > self.max_object_bytes:
             raise StorageError(
                 f"the result of task {plan.key!r} is {len(blob):,} bytes, more than "
-                f"{self.store.describe()} accepts ({self.max_object_bytes:,} bytes)"
+                f"{self.stores.data.describe()} accepts ({self.max_object_bytes:,} bytes)"
             )
         return blob
 
@@ -201,7 +200,7 @@ class Executor:
         keys = self.keys
         record = records.ErrorRecord.from_exception(task, key, error)
         try:
-            self.store.put(keys.failed, b"1")
-            self.store.append(keys.records, records.encode(record))
+            self.metadata.put(keys.failed, b"1")
+            self.metadata.append(keys.records, records.encode(record))
         except StorageError:
             logger.exception("job %s: cannot report the failure of task %r", keys.job, key)

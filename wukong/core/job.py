@@ -15,13 +15,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from wukong.backends.compute.base import ComputeBackend
-from wukong.backends.storage.base import StorageBackend
 from wukong.core import codec, records
 from wukong.core.graph import TaskGraph
 from wukong.core.invocation import Invocation
 from wukong.core.keys import JobKeys
 from wukong.core.partition import Plan
 from wukong.core.report import JobReport
+from wukong.core.stores import Stores
 from wukong.errors import ComputeError, JobTimeoutError, SerializationError, StorageError
 
 logger = logging.getLogger("wukong.job")
@@ -37,14 +37,14 @@ class Job:
         graph: TaskGraph,
         plan: Plan,
         compute: ComputeBackend,
-        store: StorageBackend,
-        store_spec: bytes,
+        stores: Stores,
+        stores_spec: bytes,
         *,
         timeout: float | None,
         cleanup_timeout: float,
     ):
         self.graph, self.plan = graph, plan
-        self.compute, self.store, self.store_spec = compute, store, store_spec
+        self.compute, self.stores, self.stores_spec = compute, stores, stores_spec
         self.timeout, self.cleanup_timeout = timeout, cleanup_timeout
         self.keys = JobKeys(uuid.uuid4().hex[:16])
         self.report = JobReport(
@@ -53,17 +53,19 @@ class Job:
             leaves=len(plan.leaves),
             pages=len(plan.pages),
             compute=compute.describe(),
-            storage=store.describe(),
+            storage=stores.describe(),
         )
 
     def submit(self) -> None:
         """Store the schedule pages, count the leaves' executors in, and invoke them."""
         started = time.perf_counter()
         keys, plan = self.keys, self.plan
-        self.store.put_many({keys.page(page): self._encode_page(page) for page in range(len(plan.pages))})
-        self.store.increment(keys.live_executors, len(plan.leaves))
+        metadata = self.stores.metadata
+        metadata.put_many({keys.page(page): self._encode_page(page) for page in range(len(plan.pages))})
+        metadata.increment(keys.live_executors, len(plan.leaves))
+        spec = self.stores_spec
         self.compute.invoke(
-            [Invocation(keys.job, self.store_spec, leaf, plan.page_of[leaf]).encode() for leaf in plan.leaves]
+            [Invocation(keys.job, spec, leaf, plan.page_of[leaf]).encode() for leaf in plan.leaves]
         )
         self.report.seconds["submit"] = time.perf_counter() - started
 
@@ -95,10 +97,10 @@ class Job:
 
         started = time.perf_counter()
         keys = self.keys
-        stored = self.store.get_many([keys.output(task) for task in self.graph.results])
+        stored = self.stores.data.get_many([keys.output(task) for task in self.graph.results])
         if any(blob is None for blob in stored):
-            raise StorageError(f"a result of job {keys.job} vanished from {self.store.describe()}")
-        if not self.store.capabilities.stores_objects:
+            raise StorageError(f"a result of job {keys.job} vanished from {self.stores.data.describe()}")
+        if not self.stores.objects_stored_as_is:
             stored = [codec.loads(blob) for blob in stored]
         self.report.seconds["collect"] = time.perf_counter() - started
         return stored
@@ -113,7 +115,7 @@ class Job:
                         f"job {self.keys.job} did not finish within its timeout of "
                         f"{self.timeout} s ({len(self.graph)} tasks on {self.compute.describe()})"
                     )
-            batch = self.store.pop_all(self.keys.records, timeout=wait)
+            batch = self.stores.metadata.pop_all(self.keys.records, timeout=wait)
             if not batch:
                 self.compute.check()
             for data in batch:
@@ -127,20 +129,19 @@ class Job:
         so the client does not wait for them.
         """
         started = time.perf_counter()
-        keys, store = self.keys, self.store
         try:
             if failed:
-                store.put(keys.failed, b"1")
+                self.stores.metadata.put(self.keys.failed, b"1")
             if not compute_broken:
                 self._wait_for_executors()
-            store.delete_many(self._all_keys())
+            self.stores.delete(self._metadata_keys(), self._data_keys())
         finally:
             self.report.seconds["cleanup"] = time.perf_counter() - started
 
     def _wait_for_executors(self) -> None:
         deadline = time.perf_counter() + self.cleanup_timeout
         pause = 0.0005
-        while (live := self.store.increment(self.keys.live_executors, 0)) > 0:
+        while (live := self.stores.metadata.increment(self.keys.live_executors, 0)) > 0:
             if time.perf_counter() > deadline:
                 logger.warning(
                     "job %s: %d executor(s) still running after %.0f s; removing its keys anyway",
@@ -156,7 +157,7 @@ class Job:
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
 
-    def _all_keys(self) -> Iterator[str]:
+    def _metadata_keys(self) -> Iterator[str]:
         keys, plan = self.keys, self.plan
         yield keys.records
         yield keys.live_executors
@@ -164,7 +165,11 @@ class Job:
         for page in range(len(plan.pages)):
             yield keys.page(page)
         for task, task_plan in enumerate(plan.tasks):
-            if task_plan.store_output:
-                yield keys.output(task)
             if len(task_plan.inputs) > 1:
                 yield keys.counter(task)
+
+    def _data_keys(self) -> Iterator[str]:
+        keys = self.keys
+        for task, task_plan in enumerate(self.plan.tasks):
+            if task_plan.store_output:
+                yield keys.output(task)

@@ -21,7 +21,7 @@ def wukong_register_compute_backends() -> list[BackendEntry]:
 
 @hookimpl
 def wukong_register_storage_backends() -> list[BackendEntry]:
-    """Register the embedded store, Redis and the ideal in-memory store."""
+    """Register the embedded store, Redis (single, sharded, cluster), memcached, S3 and ideal."""
     return [
         BackendEntry(
             name="embedded",
@@ -34,6 +34,32 @@ def wukong_register_storage_backends() -> list[BackendEntry]:
             description="a Redis server given by URL",
             url_schemes=("redis", "rediss", "unix"),
             install_hint="pip install redis",
+        ),
+        BackendEntry(
+            name="redis-sharded",
+            target="wukong.backends.storage.sharded_redis:ShardedRedisStorage",
+            description="several Redis servers, keys placed by consistent hashing",
+            install_hint="pip install redis uhashring",
+        ),
+        BackendEntry(
+            name="redis-cluster",
+            target="wukong.backends.storage.redis_cluster:RedisClusterStorage",
+            description="a Redis Cluster, through redis-py's cluster client",
+            install_hint="pip install redis",
+        ),
+        BackendEntry(
+            name="memcached",
+            target="wukong.backends.storage.memcached:MemcachedStorage",
+            description="a memcached server; big objects chunked, counters by compare-and-swap",
+            url_schemes=("memcached",),
+            install_hint="pip install pymemcache",
+        ),
+        BackendEntry(
+            name="s3",
+            target="wukong.backends.storage.s3:S3Storage",
+            description="an S3 bucket (or S3-compatible server) as a data store, beside a metadata store",
+            url_schemes=("s3",),
+            install_hint="pip install boto3",
         ),
         BackendEntry(
             name="ideal",

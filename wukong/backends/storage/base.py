@@ -9,6 +9,9 @@ A store holds three kinds of things for a job, all under the job's key prefix:
 * the job's record list, where executors append result and error records and the client waits:
   :meth:`append`, :meth:`pop_all`; and a plain counter of live executors, :meth:`increment`.
 
+A store without atomic counters (``capabilities.atomic_counters=False``, like S3) implements only
+the object methods and serves as a job's *data store*, beside a metadata store that has them.
+
 Every method raises :class:`wukong.errors.StorageError`, naming the store, when the store fails.
 """
 
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
 from wukong.backends.options import BackendOptions
+from wukong.errors import StorageError
 
 
 @dataclass(frozen=True)
@@ -46,13 +50,14 @@ class StorageCapabilities:
 class StorageBackend(ABC):
     """A store for a job's objects, counters and records.
 
-    Subclasses declare :attr:`name`, :attr:`Options` and :attr:`capabilities`, take their options
-    as keyword arguments, and implement the abstract methods. Instances are used from many threads.
+    Subclasses declare :attr:`name`, :attr:`Options` and :attr:`capabilities` (an instance may
+    narrow its own from its options), take their options as keyword arguments, and implement the
+    abstract methods. Instances are used from many threads.
     """
 
     name: ClassVar[str]
     Options: ClassVar[type[BackendOptions]] = BackendOptions
-    capabilities: ClassVar[StorageCapabilities] = StorageCapabilities()
+    capabilities: StorageCapabilities = StorageCapabilities()
 
     def __init__(self, **options: Any):
         self.options = self.Options(**options)
@@ -71,7 +76,11 @@ class StorageBackend(ABC):
 
     @abstractmethod
     def put(self, key: str, value: Any) -> None:
-        """Store ``value`` (bytes, or any object when ``stores_objects``) under ``key``."""
+        """Store ``value`` (bytes, or any object when ``stores_objects``) under ``key``.
+
+        The core writes each object key once (a retried executor may write the same key again, with
+        an equal value), so a store may assume no object changes size under a reader.
+        """
 
     def put_many(self, items: Mapping[str, Any]) -> None:
         """Store several objects; backends with a batch write override this."""
@@ -90,12 +99,13 @@ class StorageBackend(ABC):
     def delete_many(self, keys: Iterable[str]) -> None:
         """Remove ``keys`` (objects, counters or lists); missing keys are ignored."""
 
-    @abstractmethod
     def set_bit_and_count(self, key: str, bit: int) -> int:
         """Set bit ``bit`` of the counter ``key`` and return how many of its bits are set, atomically.
 
         Setting a bit twice counts once: a retried executor cannot complete a counter early.
+        Required when ``capabilities.atomic_counters``, like the record and counter methods below.
         """
+        raise self._no_counters()
 
     def put_and_count(self, items: Mapping[str, Any], counters: Sequence[tuple[str, int]]) -> list[int]:
         """Store ``items``, then set bit ``bit`` of each ``(counter, bit)`` and return the counts.
@@ -108,24 +118,34 @@ class StorageBackend(ABC):
             self.put_many(items)
         return [self.set_bit_and_count(key, bit) for key, bit in counters]
 
-    @abstractmethod
     def increment(self, key: str, amount: int) -> int:
-        """Add ``amount`` (may be negative) to the integer under ``key`` and return the new value."""
+        """Add ``amount`` to the integer under ``key`` (missing: 0) and return the new value.
 
-    @abstractmethod
+        ``amount`` may be negative; the core never takes a counter below zero, and a store may
+        stop at zero. ``increment(key, 0)`` reads a counter without creating it.
+        """
+        raise self._no_counters()
+
     def append(self, key: str, record: bytes) -> None:
         """Append ``record`` to the list ``key``."""
+        raise self._no_counters()
 
-    @abstractmethod
     def pop_all(self, key: str, timeout: float) -> list[bytes]:
-        """Remove and return every record of list ``key``.
+        """Remove and return every record of list ``key``, oldest first.
 
         Waits up to ``timeout`` seconds for the first one; returns ``[]`` when none arrived.
         """
+        raise self._no_counters()
+
+    def _no_counters(self) -> StorageError:
+        return StorageError(
+            f"{self.describe()} has no atomic counters or lists; it can only be a data store "
+            "(data_storage), beside a metadata store such as redis or memcached"
+        )
 
     @abstractmethod
     def list_keys(self, prefix: str) -> list[str]:
-        """Return every key that starts with ``prefix`` (for tests and clean-up tools; may be slow)."""
+        """Return every key that starts with ``prefix``, in any order (for tests and clean-up tools)."""
 
     def close(self) -> None:
         """Release connections (and, for an embedded store, stop its server)."""

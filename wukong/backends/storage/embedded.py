@@ -18,9 +18,10 @@ import time
 from typing import Any
 
 import redis
+from pydantic import Field
 
 from wukong.backends.options import BackendOptions
-from wukong.backends.storage.redis import RedisStorage
+from wukong.backends.storage.redis import REDIS_MAX_BULK, RedisStorage
 from wukong.errors import StorageError
 
 
@@ -33,6 +34,7 @@ class EmbeddedOptions(BackendOptions):
         start_timeout: seconds to wait for the server to answer.
         socket_timeout: seconds before a stalled command fails.
         connect_timeout: seconds to wait for a connection.
+        max_object_bytes: larger task outputs fail their task with a clear error.
 
     """
 
@@ -41,6 +43,7 @@ class EmbeddedOptions(BackendOptions):
     start_timeout: float = 10.0
     socket_timeout: float = 60.0
     connect_timeout: float = 5.0
+    max_object_bytes: int = Field(default=REDIS_MAX_BULK, ge=1, le=REDIS_MAX_BULK)
 
 
 def find_redis_server(configured: str = "") -> str:
@@ -121,8 +124,8 @@ class EmbeddedRedisStorage(RedisStorage):
 
     def spec(self) -> tuple[str, dict[str, Any]]:
         """Executors open the server as a plain ``redis`` store at its socket."""
-        timeouts = self.options.model_dump(include={"socket_timeout", "connect_timeout"})
-        return "redis", {"url": self.url, **timeouts}
+        shared = self.options.model_dump(include={"socket_timeout", "connect_timeout", "max_object_bytes"})
+        return "redis", {"url": self.url, **shared}
 
     def close(self) -> None:
         """Stop the server and remove its directory."""

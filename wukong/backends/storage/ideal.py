@@ -92,7 +92,8 @@ class IdealStorage(StorageBackend):
         """Add to the integer under ``key``."""
         with self._changed:
             value = self._data.get(key, 0) + amount
-            self._data[key] = value
+            if amount:
+                self._data[key] = value
             return value
 
     def append(self, key: str, record: bytes) -> None:

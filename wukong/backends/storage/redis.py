@@ -7,7 +7,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 import redis
+from pydantic import Field
 from redis.connection import Encoder, PythonRespSerializer
+from redis.exceptions import RedisClusterException
 
 from wukong.backends.options import BackendOptions
 from wukong.backends.storage.base import StorageBackend, StorageCapabilities
@@ -17,12 +19,13 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 # One round trip: the bit is set and the count read back with no other command in between.
-_SET_BIT_AND_COUNT = """
+SET_BIT_AND_COUNT = """
 redis.call('SETBIT', KEYS[1], ARGV[1], 1)
 return redis.call('BITCOUNT', KEYS[1])
 """
 
 _DELETE_BATCH = 10_000
+REDIS_MAX_BULK = 512 * 1024 * 1024
 
 
 def _command_packer() -> PythonRespSerializer:
@@ -42,22 +45,25 @@ class RedisOptions(BackendOptions):
         url: ``redis://host:port/db``, ``rediss://`` for TLS, or ``unix:///path/to/socket``.
         socket_timeout: seconds before a stalled command fails (a dead server fails the job).
         connect_timeout: seconds to wait for a connection.
+        max_object_bytes: larger task outputs fail their task with a clear error (Redis itself
+            takes at most 512 MiB, its ``proto-max-bulk-len``).
 
     """
 
     url: str = "redis://127.0.0.1:6379/0"
     socket_timeout: float = 60.0
     connect_timeout: float = 5.0
+    max_object_bytes: int = Field(default=REDIS_MAX_BULK, ge=1, le=REDIS_MAX_BULK)
 
 
-def _translated(method: Callable[P, R]) -> Callable[P, R]:
+def translated(method: Callable[P, R]) -> Callable[P, R]:
     """Turn redis-py's errors into a StorageError that names the store."""
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(*args, **kwargs)
-        except redis.RedisError as error:
+        except (redis.RedisError, RedisClusterException) as error:
             store: RedisStorage = args[0]  # type: ignore[assignment]
             raise StorageError(
                 f"{store.describe()} failed in {method.__name__}: {type(error).__name__}: {error}"
@@ -71,18 +77,22 @@ class RedisStorage(StorageBackend):
 
     name = "redis"
     Options = RedisOptions
-    capabilities = StorageCapabilities(max_object_bytes=512 * 1024 * 1024)
 
     def __init__(self, **options: Any):
         super().__init__(**options)
+        self.capabilities = StorageCapabilities(max_object_bytes=self.options.max_object_bytes)
+        self._client = self._connect()
+        self._set_bit_and_count = self._client.register_script(SET_BIT_AND_COUNT)
+
+    def _connect(self) -> Any:
+        """The redis-py client; connections open lazily, on the first command."""
         pool = redis.ConnectionPool.from_url(
             self.url,
             socket_timeout=self.options.socket_timeout,
             socket_connect_timeout=self.options.connect_timeout,
             command_packer=_command_packer(),
         )
-        self._client = redis.Redis(connection_pool=pool)
-        self._set_bit_and_count = self._client.register_script(_SET_BIT_AND_COUNT)
+        return redis.Redis(connection_pool=pool)
 
     @property
     def url(self) -> str:
@@ -93,30 +103,35 @@ class RedisStorage(StorageBackend):
         """Name the store and its address."""
         return f"{self.name} store at {self.url}"
 
-    @_translated
+    @translated
     def check(self) -> None:
         """Ping the server."""
         self._client.ping()
 
-    @_translated
+    @translated
     def put(self, key: str, value: bytes) -> None:
         """SET the object."""
         self._client.set(key, value)
 
-    @_translated
+    @translated
     def put_many(self, items: Mapping[str, bytes]) -> None:
         """MSET the objects in one command."""
         if items:
             self._client.mset(dict(items))
 
-    @_translated
+    @translated
+    def get(self, key: str) -> bytes | None:
+        """GET the object."""
+        return self._client.get(key)
+
+    @translated
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """MGET the objects in one command."""
         if not keys:
             return []
         return self._client.mget(keys)
 
-    @_translated
+    @translated
     def delete_many(self, keys: Iterable[str]) -> None:
         """UNLINK the keys in batches (the server frees big values in the background)."""
         batch: list[str] = []
@@ -128,12 +143,12 @@ class RedisStorage(StorageBackend):
         if batch:
             self._client.unlink(*batch)
 
-    @_translated
+    @translated
     def set_bit_and_count(self, key: str, bit: int) -> int:
         """SETBIT then BITCOUNT, in one server-side script."""
         return int(self._set_bit_and_count(keys=[key], args=[bit]))
 
-    @_translated
+    @translated
     def put_and_count(self, items: Mapping[str, bytes], counters: Sequence[tuple[str, int]]) -> list[int]:
         """One pipeline: the writes, then the counter scripts; Redis runs them in this order."""
         pipe = self._client.pipeline(transaction=False)
@@ -142,21 +157,23 @@ class RedisStorage(StorageBackend):
         for key, bit in counters:
             # EVAL, not a Script object: in a pipeline redis-py checks that a script exists with an
             # extra round trip first. The server caches the compiled script by its hash anyway.
-            pipe.eval(_SET_BIT_AND_COUNT, 1, key, bit)
+            pipe.eval(SET_BIT_AND_COUNT, 1, key, bit)
         replies = pipe.execute()
         return [int(count) for count in replies[len(items) :]]
 
-    @_translated
+    @translated
     def increment(self, key: str, amount: int) -> int:
-        """INCRBY."""
+        """INCRBY (GET for 0, which must not create the key)."""
+        if amount == 0:
+            return int(self._client.get(key) or 0)
         return int(self._client.incrby(key, amount))
 
-    @_translated
+    @translated
     def append(self, key: str, record: bytes) -> None:
         """RPUSH."""
         self._client.rpush(key, record)
 
-    @_translated
+    @translated
     def pop_all(self, key: str, timeout: float) -> list[bytes]:
         """BLPOP the first record, then take the rest without waiting."""
         first = self._client.blpop([key], timeout=timeout)
@@ -168,7 +185,7 @@ class RedisStorage(StorageBackend):
             records.extend(rest)
         return records
 
-    @_translated
+    @translated
     def list_keys(self, prefix: str) -> list[str]:
         """SCAN for the prefix."""
         pattern = prefix.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?") + "*"

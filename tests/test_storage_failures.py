@@ -1,0 +1,100 @@
+"""Stores that are down, die mid-job, or get an object too big: clear errors, no hang, usable client."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+import wukong
+from tests.conftest import s3_data_settings
+from wukong.testing.servers import Server, free_port, memcached_server, redis_server
+
+
+def _dead_settings(port: int) -> dict[str, dict[str, Any]]:
+    """For each store, settings that point one of its servers at ``port``, where nothing listens."""
+    return {
+        "redis": {"storage": f"redis://127.0.0.1:{port}/0", "storage_options": {"connect_timeout": 1}},
+        "memcached": {"storage": f"memcached://127.0.0.1:{port}", "storage_options": {"connect_timeout": 1}},
+        "redis-cluster": {
+            "storage": "redis-cluster",
+            "storage_options": {"url": f"redis://127.0.0.1:{port}"},
+        },
+        "s3": {"storage": "embedded", **s3_data_settings(f"http://127.0.0.1:{port}")},
+    }
+
+
+@pytest.mark.parametrize("store", ["redis", "memcached", "redis-cluster", "s3"])
+def test_unreachable_store_fails_at_start_naming_its_address(store):
+    port = free_port()
+    started = time.perf_counter()
+    with pytest.raises(wukong.StorageError, match=f"127.0.0.1:{port}"):
+        wukong.Client(**_dead_settings(port)[store])
+    assert time.perf_counter() - started < 30
+
+
+def test_one_dead_shard_fails_at_start_naming_it(redis_url):
+    port = free_port()
+    dead = f"redis://127.0.0.1:{port}/0"
+    with pytest.raises(wukong.StorageError, match=dead):
+        wukong.Client(
+            storage="redis-sharded", storage_options={"urls": [redis_url, dead], "connect_timeout": 1}
+        )
+
+
+def _step(value: int) -> int:
+    time.sleep(0.05)
+    return value + 1
+
+
+@pytest.fixture(params=["redis", "memcached"])
+def own_server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    """A server for one test, which the test may stop and start again."""
+    start: Callable[[], Any] = redis_server if request.param == "redis" else memcached_server
+    with start() as server:
+        yield server
+
+
+def test_store_dying_mid_job_fails_the_job_and_the_client_recovers(own_server):
+    # Two chains of about 3 s: both executors are mid-chain when the server dies, none waits in a
+    # queue, and both end (failing to write) before the server comes back.
+    graph: dict[Any, Any] = {}
+    for chain in range(2):
+        graph[(chain, 0)] = (_step, chain)
+        graph.update({(chain, i): (_step, (chain, i - 1)) for i in range(1, 60)})
+    graph["end"] = (sum, [(0, 59), (1, 59)])
+    with wukong.Client(storage=own_server.url, timeout=60) as client:
+        killer = threading.Timer(1.0, own_server.process.kill)
+        killer.start()
+        started = time.perf_counter()
+        with pytest.raises(wukong.StorageError, match=own_server.url.split("/")[2]):
+            client.get(graph, "end")
+        assert time.perf_counter() - started < 30, "the job did not fail promptly"
+        killer.join()
+        client.settle()
+        time.sleep(4)  # the dead job's executors end at their next store operation, which fails
+
+        own_server.process.start()
+        small = {"a": 1, "b": (_step, "a"), "c": (_step, "a"), "d": (sum, ["b", "c"])}
+        assert client.get(small, "d") == 4
+        assert client.stores.list_keys("wukong/") == []
+
+
+def test_object_over_the_store_limit_names_task_and_size(redis_url):
+    graph = {"big": (np.zeros, 300_000), "total": (np.sum, "big"), "shape": (np.shape, "big")}
+    with wukong.Client(storage=redis_url, storage_options={"max_object_bytes": 1_000_000}) as client:
+        with pytest.raises(wukong.StorageError, match=r"task 'big' is 2,400,\d+ bytes.*1,000,000 bytes"):
+            client.get(graph, ["total", "shape"])
+        client.settle()
+        assert client.stores.list_keys("wukong/") == []
+
+
+def test_object_over_the_memcached_item_size_is_chunked(memcached_url):
+    graph = {"big": (np.arange, 3_000_000), "total": (np.sum, "big"), "last": (lambda a: a[-1], "big")}
+    with wukong.Client(storage=memcached_url) as client:
+        assert client.get(graph, ["total", "last"]) == (sum(range(3_000_000)), 2_999_999)
+        assert client.stores.list_keys("wukong/") == []

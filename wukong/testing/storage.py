@@ -1,0 +1,314 @@
+"""A conformance suite every store runs as-is, built-in or third-party.
+
+Subclass :class:`StorageConformance` in a test module and give it a ``storage_config`` fixture that
+returns ``(name or URL, options)`` for a store reachable from the tests (start the real server in a
+fixture). A data-only store (no atomic counters, like S3) subclasses :class:`DataStoreConformance`
+instead, and overrides ``job_settings`` to name a metadata store for the end-to-end job tests::
+
+    class TestMyStore(StorageConformance):
+        @pytest.fixture
+        def storage_config(self, my_server):
+            return "mystore", {"url": my_server.url}
+
+The suite checks objects (0 bytes to 256 MB, batches, missing keys, deletes), key prefixes kept
+apart, counters under concurrent updates from several processes (no lost count, no double count,
+retries idempotent), the record list, and that a job, finished or failed, leaves no key behind.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from wukong.backends.storage.base import StorageBackend
+from wukong.core.backends import create_storage
+from wukong.errors import StorageError
+
+StorageConfig = tuple[str, dict[str, Any]]
+
+_WORKERS = 4
+_MiB = 1024 * 1024
+
+
+@contextmanager
+def _opened(target: StorageConfig | StorageBackend) -> Iterator[StorageBackend]:
+    """A worker's store: its own connection in a worker process, the test's store in a thread."""
+    if isinstance(target, StorageBackend):
+        yield target
+        return
+    store = create_storage(*target)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _set_bits(target: StorageConfig | StorageBackend, counter: str, bits: list[int]) -> list[int]:
+    """Set each bit twice (a retry), as one worker; return the counts seen."""
+    with _opened(target) as store:
+        return [store.set_bit_and_count(counter, bit) for bit in bits for _ in range(2)]
+
+
+def _increment(target: StorageConfig | StorageBackend, counter: str, times: int) -> None:
+    with _opened(target) as store:
+        for _ in range(times):
+            store.increment(counter, 1)
+
+
+def _append(target: StorageConfig | StorageBackend, key: str, worker: int, records: int) -> None:
+    with _opened(target) as store:
+        for index in range(records):
+            store.append(key, f"{worker}:{index}".encode())
+
+
+def _blob(size: int) -> bytes:
+    """``size`` bytes that are not all alike, so a misplaced chunk shows."""
+    pattern = os.urandom(min(size, 4099))
+    return (pattern * (size // max(len(pattern), 1) + 1))[:size]
+
+
+def _pass(value: Any) -> Any:
+    return value
+
+
+def _raise(value: Any) -> Any:
+    raise ValueError(f"conformance task failed on purpose with {value!r}")
+
+
+class ObjectConformance:
+    """The checks every store passes: objects, key prefixes, and jobs that leave nothing behind."""
+
+    @pytest.fixture
+    def storage_config(self) -> StorageConfig:
+        """``(name or URL, options)`` of the store under test; subclasses must override it."""
+        raise NotImplementedError("a conformance subclass must define the storage_config fixture")
+
+    @pytest.fixture
+    def store(self, storage_config: StorageConfig) -> Iterator[StorageBackend]:
+        """The store, opened for one test and closed after it."""
+        store = create_storage(*storage_config)
+        try:
+            yield store
+        finally:
+            store.close()
+
+    @pytest.fixture
+    def prefix(self, store: StorageBackend) -> Iterator[str]:
+        """A key prefix of this test's own; everything under it is removed afterwards."""
+        prefix = f"wukong-conformance/{uuid.uuid4().hex[:12]}/"
+        yield prefix
+        store.delete_many(store.list_keys(prefix))
+
+    @pytest.fixture
+    def job_settings(self, storage_config: StorageConfig) -> dict[str, Any]:
+        """Client settings that run jobs on this store."""
+        name, options = storage_config
+        return {"storage": name, "storage_options": options}
+
+    # Objects
+
+    def test_check_answers(self, store: StorageBackend) -> None:
+        store.check()
+
+    def test_describe_names_the_store(self, store: StorageBackend) -> None:
+        assert store.name in store.describe()
+
+    def test_put_then_get(self, store: StorageBackend, prefix: str) -> None:
+        store.put(prefix + "a", b"\x00value\xff")
+        assert store.get(prefix + "a") == b"\x00value\xff"
+
+    def test_missing_key_reads_none(self, store: StorageBackend, prefix: str) -> None:
+        assert store.get(prefix + "absent") is None
+        assert store.get_many([prefix + "absent", prefix + "other"]) == [None, None]
+
+    def test_batches_keep_order(self, store: StorageBackend, prefix: str) -> None:
+        items = {f"{prefix}o/{index}": f"value {index}".encode() for index in range(50)}
+        store.put_many(items)
+        keys = [*reversed(items), prefix + "absent", next(iter(items))]
+        assert store.get_many(keys) == [items.get(key) for key in keys]
+        assert store.get_many([]) == []
+
+    def test_rewrite_with_an_equal_value(self, store: StorageBackend, prefix: str) -> None:
+        store.put(prefix + "a", b"same")
+        store.put_many({prefix + "a": b"same"})
+        assert store.get(prefix + "a") == b"same"
+
+    @pytest.mark.parametrize(
+        "size",
+        [0, 1, 1000, _MiB - 1, _MiB + 1, 3 * _MiB + 17, 64 * _MiB, 256 * _MiB],
+        ids=["0B", "1B", "1KB", "1MiB-1", "1MiB+1", "3MiB+17", "64MiB", "256MiB"],
+    )
+    def test_object_sizes(self, store: StorageBackend, prefix: str, size: int) -> None:
+        blob = _blob(size)
+        store.put_many({prefix + "big": blob, prefix + "small": b"s"})
+        big, small = store.get_many([prefix + "big", prefix + "small"])
+        assert small == b"s"
+        assert len(big) == size
+        assert big == blob
+        store.delete_many([prefix + "big"])
+        assert store.get(prefix + "big") is None
+        left = store.list_keys(prefix)
+        assert left == [prefix + "small"], f"an object left parts behind: {left}"
+
+    def test_delete_ignores_missing_keys(self, store: StorageBackend, prefix: str) -> None:
+        store.put_many({prefix + "a": b"1", prefix + "b": b"2"})
+        store.delete_many([prefix + "a", prefix + "absent"])
+        assert store.get_many([prefix + "a", prefix + "b"]) == [None, b"2"]
+        store.delete_many([])
+
+    def test_prefixes_are_kept_apart(self, store: StorageBackend, prefix: str) -> None:
+        store.put_many({prefix + "job1/a": b"1", prefix + "job1/b": b"2", prefix + "job2/a": b"3"})
+        assert sorted(store.list_keys(prefix + "job1/")) == [prefix + "job1/a", prefix + "job1/b"]
+        store.delete_many(store.list_keys(prefix + "job1/"))
+        assert store.list_keys(prefix) == [prefix + "job2/a"]
+        assert store.get(prefix + "job2/a") == b"3"
+
+    # Jobs
+
+    def test_finished_job_leaves_nothing_behind(self, job_settings: dict[str, Any]) -> None:
+        self._run_job(job_settings, _pass)
+
+    def test_failed_job_leaves_nothing_behind(self, job_settings: dict[str, Any]) -> None:
+        with pytest.raises(ValueError, match="on purpose"):
+            self._run_job(job_settings, _raise)
+
+    @staticmethod
+    def _run_job(job_settings: dict[str, Any], last: Any) -> None:
+        import numpy as np
+
+        from wukong.core.client import Client
+
+        # Arrays of 1.6 to 6.4 MB meet in one task, so they pass through the store (chunked in some).
+        sizes = [200_000 * (i + 1) for i in range(4)]
+        graph: dict[Any, Any] = {("x", i): (np.arange, size) for i, size in enumerate(sizes)}
+        graph["joined"] = (np.concatenate, [("x", i) for i in range(4)])
+        graph["total"] = (np.sum, "joined")
+        graph["out"] = (last, "total")
+        client = Client(compute="local", compute_options={"mode": "threads", "workers": 4}, **job_settings)
+        try:
+            try:
+                assert client.get(graph, "out") == sum(n * (n - 1) // 2 for n in sizes)
+            finally:
+                client.settle()
+                assert client.stores.list_keys("wukong/") == [], "the job left keys behind"
+        finally:
+            client.close()
+
+    @staticmethod
+    def _target(store: StorageBackend) -> StorageConfig | StorageBackend:
+        """What a worker opens: the store's spec in a process, the store itself in a thread."""
+        return store.spec() if store.capabilities.shared_across_processes else store
+
+    @staticmethod
+    def _workers(store: StorageBackend) -> Any:
+        """Several processes, or threads for a store that lives in one process."""
+        if store.capabilities.shared_across_processes:
+            from concurrent.futures import ProcessPoolExecutor
+
+            return ProcessPoolExecutor(_WORKERS, mp_context=multiprocessing.get_context("spawn"))
+        return ThreadPoolExecutor(_WORKERS)
+
+
+class StorageConformance(ObjectConformance):
+    """Every check, for a store with atomic counters (one that can be a job's metadata store)."""
+
+    def test_counter_bits_count_once(self, store: StorageBackend, prefix: str) -> None:
+        key = prefix + "c"
+        assert store.set_bit_and_count(key, 3) == 1
+        assert store.set_bit_and_count(key, 3) == 1
+        assert store.set_bit_and_count(key, 0) == 2
+        assert store.set_bit_and_count(key, 1000) == 3
+        assert store.put_and_count({prefix + "o": b"x"}, [(key, 3), (key, 7), (prefix + "d", 0)]) == [
+            3,
+            4,
+            1,
+        ]
+        assert store.get(prefix + "o") == b"x"
+
+    def test_counters_under_concurrent_workers(self, store: StorageBackend, prefix: str) -> None:
+        key, bits = prefix + "c", list(range(64))
+        shares = [bits[worker::_WORKERS] for worker in range(_WORKERS)]
+        targets = [self._target(store)] * _WORKERS
+        with self._workers(store) as pool:
+            seen = [
+                count for counts in pool.map(_set_bits, targets, [key] * _WORKERS, shares) for count in counts
+            ]
+        assert max(seen) == len(bits)
+        # Exactly one first-time setting saw the counter complete; its retry saw the same count.
+        assert seen.count(len(bits)) == 2
+        assert store.set_bit_and_count(key, 5) == len(bits)
+
+    def test_increment_under_concurrent_workers(self, store: StorageBackend, prefix: str) -> None:
+        key, times = prefix + "n", 200
+        assert store.increment(key, 0) == 0
+        assert store.list_keys(prefix) == [], "reading a counter created it"
+        targets = [self._target(store)] * _WORKERS
+        with self._workers(store) as pool:
+            list(pool.map(_increment, targets, [key] * _WORKERS, [times] * _WORKERS))
+        assert store.increment(key, 0) == _WORKERS * times
+        assert store.increment(key, -(_WORKERS * times - 1)) == 1
+
+    def test_records_arrive_in_order_and_once(self, store: StorageBackend, prefix: str) -> None:
+        key, records = prefix + "records", 100
+        targets = [self._target(store)] * _WORKERS
+        with self._workers(store) as pool:
+            list(pool.map(_append, targets, [key] * _WORKERS, range(_WORKERS), [records] * _WORKERS))
+        taken: list[bytes] = []
+        while batch := store.pop_all(key, timeout=0.2):
+            taken.extend(batch)
+        assert sorted(taken) == sorted(f"{w}:{i}".encode() for w in range(_WORKERS) for i in range(records))
+        for worker in range(_WORKERS):
+            mine = [int(r.split(b":")[1]) for r in taken if r.startswith(f"{worker}:".encode())]
+            assert mine == sorted(mine), "one writer's records came back out of order"
+
+    def test_pop_all_waits_for_a_record(self, store: StorageBackend, prefix: str) -> None:
+        key = prefix + "records"
+        started = time.monotonic()
+        assert store.pop_all(key, timeout=0.3) == []
+        assert 0.2 <= time.monotonic() - started < 5
+        later = threading.Timer(0.3, store.append, (key, b"late"))
+        later.start()
+        try:
+            started = time.monotonic()
+            assert store.pop_all(key, timeout=30) == [b"late"]
+            assert time.monotonic() - started < 10, "pop_all did not wake when a record arrived"
+        finally:
+            later.join()
+
+
+class DataStoreConformance(ObjectConformance):
+    """The checks for a data-only store (no atomic counters, like S3).
+
+    Subclasses also override ``job_settings`` to pair the store with a metadata store.
+    """
+
+    @pytest.fixture
+    def job_settings(self, storage_config: StorageConfig) -> dict[str, Any]:
+        """Client settings with this store as ``data_storage``; subclasses must name a metadata store."""
+        raise NotImplementedError("override job_settings to pair a data-only store with a metadata store")
+
+    def test_declares_no_counters(self, store: StorageBackend) -> None:
+        assert not store.capabilities.atomic_counters
+
+    @pytest.mark.parametrize(
+        "operation",
+        [
+            lambda store: store.set_bit_and_count("wukong-conformance/c", 0),
+            lambda store: store.increment("wukong-conformance/n", 1),
+            lambda store: store.append("wukong-conformance/r", b"x"),
+            lambda store: store.pop_all("wukong-conformance/r", 0.1),
+        ],
+        ids=["set_bit_and_count", "increment", "append", "pop_all"],
+    )
+    def test_refuses_counters_saying_why(self, store: StorageBackend, operation: Any) -> None:
+        with pytest.raises(StorageError, match="no atomic counters"):
+            operation(store)
