@@ -1,4 +1,4 @@
-"""The ``wukong`` command: ``wukong demo`` and ``wukong plugins``."""
+"""The ``wukong`` command: ``wukong demo``, ``wukong bench`` and ``wukong plugins``."""
 
 from __future__ import annotations
 
@@ -48,6 +48,12 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if total == expected and agrees else 1
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from wukong.bench import run_from_arguments
+
+    return run_from_arguments(args)
+
+
 def _plugins(args: argparse.Namespace) -> int:
     from wukong.plugins.registry import backend_registry
 
@@ -75,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rows", type=int, default=200_000, help="rows of the tall-and-skinny array")
     demo.add_argument("--storage", help="a store name or URL instead of the configured one")
     demo.set_defaults(run=_demo)
+    bench = commands.add_parser("bench", help="time wukong beside Dask's engines on the paper's workloads")
+    from wukong.bench import add_arguments
+
+    add_arguments(bench)
+    bench.set_defaults(run=_bench)
     plugins = commands.add_parser("plugins", help="list every backend found and where it came from")
     plugins.set_defaults(run=_plugins)
     return parser

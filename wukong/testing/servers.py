@@ -13,6 +13,7 @@ import random
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -55,7 +56,8 @@ def cluster_port() -> int:
 
 
 def _executable(name: str) -> str:
-    path = shutil.which(name)
+    # A console script of this environment (moto_server) may not be on PATH yet (pyenv's shims).
+    path = shutil.which(name) or shutil.which(name, path=os.path.dirname(sys.executable))
     if path is None:
         raise RuntimeError(
             f"{name} is not installed (apt-get install redis-server memcached; pip install moto[server])"

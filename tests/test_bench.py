@@ -1,0 +1,32 @@
+"""`wukong bench --quick` still works end to end: every engine, every workload, table, JSON and PNG.
+
+No timing is asserted here: speed is what the benchmark reports, not what tests check.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from wukong.bench.engines import ENGINES
+from wukong.bench.workloads import workloads
+
+
+def test_quick_benchmark_runs_every_engine_and_writes_its_report(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "wukong.cli", "bench", "--quick", "--repeat", "1", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    names = [workload.name for workload in workloads(quick=True)]
+    timed = {(t["workload"], t["engine"]) for t in results["timings"]}
+    assert timed == {(workload, engine) for workload in names for engine in ENGINES}
+    assert all(t["ratio_to_best_dask"] > 0 for t in results["timings"])
+    assert results["machine"]["blas_threads_per_worker"] == 1
+    assert results["partition"]["tasks"] == 2 * 4096 - 1
+    assert (tmp_path / "results.png").read_bytes().startswith(b"\x89PNG")
+    assert "| workload |" in completed.stdout and "dask.order" in completed.stdout
