@@ -8,7 +8,6 @@ then peak memory in a second pass under ``tracemalloc``.
 from __future__ import annotations
 
 import gc
-import operator
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -18,20 +17,7 @@ from dask.order import order
 
 from wukong.core.graph import build_task_graph
 from wukong.core.partition import partition
-
-
-def million_task_graph(leaves: int = 1 << 19) -> tuple[dict, Any]:
-    """A tree reduction in which every node is a task: ``2 * leaves - 1`` tasks (1,048,575)."""
-    graph: dict = {("leaf", i): (float, i) for i in range(leaves)}
-    level = [("leaf", i) for i in range(leaves)]
-    depth = 0
-    while len(level) > 1:
-        depth += 1
-        graph.update(
-            {("add", depth, i // 2): (operator.add, level[i], level[i + 1]) for i in range(0, len(level), 2)}
-        )
-        level = [("add", depth, i) for i in range(len(level) // 2)]
-    return graph, level[0]
+from wukong.testing.workloads import tree_reduction
 
 
 def _timed(step: Callable[[], Any]) -> float:
@@ -53,7 +39,7 @@ def _peak_bytes(step: Callable[[], Any]) -> int:
 
 def measure(leaves: int = 1 << 19) -> dict[str, float]:
     """Seconds and peak bytes per task of wukong's static scheduler and of ``dask.order``."""
-    graph, root = million_task_graph(leaves)
+    graph, root = tree_reduction(leaves, leaf_tasks=True)
     tasks = len(graph)
 
     def wukong_static() -> Any:

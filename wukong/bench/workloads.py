@@ -7,8 +7,6 @@ synchronous scheduler.
 
 from __future__ import annotations
 
-import operator
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +14,8 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
+
+from wukong.testing.workloads import tree_reduction
 
 
 @dataclass(frozen=True)
@@ -40,32 +40,6 @@ def compute(built: tuple[Any, ...], get: Callable[..., Any]) -> Any:
     if len(built) == 1 and isinstance(built[0], GraphKeys):
         return get(built[0].graph, built[0].keys)
     return dask.compute(*built, scheduler=get)
-
-
-def add_after(delay: float, left: float, right: float) -> float:
-    """Add two numbers after ``delay`` seconds of sleep (the paper's per-task delay)."""
-    if delay:
-        time.sleep(delay)
-    return left + right
-
-
-def tree_reduction(leaves: int, delay_ms: float) -> GraphKeys:
-    """Pairwise sums of ``leaves`` numbers, each addition sleeping ``delay_ms``: ``leaves - 1`` tasks."""
-    graph: dict = {("leaf", i): float(i) for i in range(leaves)}
-    level = [("leaf", i) for i in range(leaves)]
-    depth = 0
-    while len(level) > 1:
-        depth += 1
-        pairs = [level[i : i + 2] for i in range(0, len(level), 2)]
-        level = []
-        for i, pair in enumerate(pairs):
-            key = ("add", depth, i)
-            if len(pair) == 2:
-                graph[key] = (add_after, delay_ms / 1000, *pair)
-            else:
-                graph[key] = (operator.pos, pair[0])
-            level.append(key)
-    return GraphKeys(graph, level[0])
 
 
 def gemm(n: int, chunk: int) -> tuple[Any, ...]:
@@ -119,7 +93,7 @@ def workloads(quick: bool, delays_ms: tuple[float, ...] = (0, 10, 100)) -> list[
         Workload(
             f"TR-{tr_leaves} {delay:g}ms",
             f"tree reduction of {tr_leaves} numbers, {delay:g} ms of sleep per addition",
-            lambda delay=delay: (tree_reduction(tr_leaves, delay),),
+            lambda delay=delay: (GraphKeys(*tree_reduction(tr_leaves, delay)),),
             tasks=tr_leaves - 1,
         )
         for delay in (delays_ms[:2] if quick else delays_ms)
@@ -128,7 +102,7 @@ def workloads(quick: bool, delays_ms: tuple[float, ...] = (0, 10, 100)) -> list[
         Workload(
             f"TR-{overhead_leaves} overhead",
             f"tree reduction of {overhead_leaves} numbers, no-op additions (per-task overhead)",
-            lambda: (tree_reduction(overhead_leaves, 0),),
+            lambda: (GraphKeys(*tree_reduction(overhead_leaves)),),
             tasks=overhead_leaves - 1,
         )
     )

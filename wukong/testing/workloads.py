@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import operator
+import time
+from typing import Any
 
 import dask
 import dask.array as da
 import numpy as np
 
 
-def tree_reduction(leaves: int) -> tuple[dict, tuple]:
-    """A dict graph that adds ``leaves`` numbers pairwise; returns (graph, root key)."""
-    graph: dict = {("leaf", i): i for i in range(leaves)}
+def add_after(delay: float, left: Any, right: Any) -> Any:
+    """Add two numbers after ``delay`` seconds of sleep (the PDSW'19 per-task delay)."""
+    time.sleep(delay)
+    return left + right
+
+
+def tree_reduction(leaves: int, delay_ms: float = 0, leaf_tasks: bool = False) -> tuple[dict, tuple]:
+    """A dict graph that adds ``leaves`` numbers pairwise; returns (graph, root key).
+
+    Each addition sleeps ``delay_ms`` first. The leaves are constants, or with ``leaf_tasks`` tasks
+    of their own, so that every node of the graph is a task (``2 * leaves - 1`` of them).
+    """
+    graph: dict = {("leaf", i): (operator.pos, i) if leaf_tasks else i for i in range(leaves)}
     keys = [("leaf", i) for i in range(leaves)]
     level = 0
     while len(keys) > 1:
@@ -20,7 +32,12 @@ def tree_reduction(leaves: int) -> tuple[dict, tuple]:
         keys = []
         for i, pair in enumerate(pairs):
             key = ("add", level, i)
-            graph[key] = (operator.add, *pair) if len(pair) == 2 else (operator.pos, pair[0])
+            if len(pair) == 1:
+                graph[key] = (operator.pos, pair[0])
+            elif delay_ms:
+                graph[key] = (add_after, delay_ms / 1000, *pair)
+            else:
+                graph[key] = (operator.add, *pair)
             keys.append(key)
     return graph, keys[0]
 

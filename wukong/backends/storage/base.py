@@ -17,13 +17,42 @@ Every method raises :class:`wukong.errors.StorageError`, naming the store, when 
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, ParamSpec, Self, TypeVar
 
 from wukong.backends.options import BackendOptions
 from wukong.errors import StorageError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def translate_errors(
+    *client_errors: type[BaseException],
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """A decorator for store methods: ``client_errors`` become a :class:`StorageError`.
+
+    The message names the store (its :meth:`StorageBackend.describe`), the method and the client's
+    error, so a user sees which store and address failed, and how.
+    """
+
+    def decorate(method: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(method)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return method(*args, **kwargs)
+            except client_errors as error:
+                store: StorageBackend = args[0]  # type: ignore[assignment]
+                raise StorageError(
+                    f"{store.describe()} failed in {method.__name__}: {type(error).__name__}: {error}"
+                ) from error
+
+        return wrapper
+
+    return decorate
 
 
 @dataclass(frozen=True)

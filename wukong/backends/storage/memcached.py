@@ -20,27 +20,23 @@ enough ``-m`` for a job's objects, or a job fails with a clear "evicted" error.
 
 from __future__ import annotations
 
-import functools
 import secrets
 import socket
 import struct
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from pydantic import Field
 from pymemcache.client.base import Client
 from pymemcache.exceptions import MemcacheError
 
 from wukong.backends.options import BackendOptions
-from wukong.backends.storage.base import StorageBackend
+from wukong.backends.storage.base import StorageBackend, translate_errors
 from wukong.errors import StorageError
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 _PLAIN, _MANIFEST = 0, 1
 _FRAME = struct.Struct("!I")
@@ -105,20 +101,7 @@ class MemcachedOptions(BackendOptions):
     connect_timeout: float = 5.0
 
 
-def _translated(method: Callable[P, R]) -> Callable[P, R]:
-    """Turn pymemcache's and the socket's errors into a StorageError that names the store."""
-
-    @functools.wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(*args, **kwargs)
-        except (MemcacheError, OSError) as error:
-            store: MemcachedStorage = args[0]  # type: ignore[assignment]
-            raise StorageError(
-                f"{store.describe()} failed in {method.__name__}: {type(error).__name__}: {error}"
-            ) from error
-
-    return wrapper
+_translated = translate_errors(MemcacheError, OSError)
 
 
 class MemcachedStorage(StorageBackend):

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import redis
 from pydantic import Field
@@ -12,11 +11,7 @@ from redis.connection import Encoder, PythonRespSerializer
 from redis.exceptions import RedisClusterException
 
 from wukong.backends.options import BackendOptions
-from wukong.backends.storage.base import StorageBackend, StorageCapabilities
-from wukong.errors import StorageError
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from wukong.backends.storage.base import StorageBackend, StorageCapabilities, translate_errors
 
 # One round trip: the bit is set and the count read back with no other command in between.
 SET_BIT_AND_COUNT = """
@@ -38,11 +33,10 @@ def _command_packer() -> PythonRespSerializer:
     return PythonRespSerializer(6000, Encoder("utf-8", "strict", False).encode)
 
 
-class RedisOptions(BackendOptions):
-    """Options of the ``redis`` store.
+class RedisConnectionOptions(BackendOptions):
+    """Connection options every Redis-based store shares.
 
     Attributes:
-        url: ``redis://host:port/db``, ``rediss://`` for TLS, or ``unix:///path/to/socket``.
         socket_timeout: seconds before a stalled command fails (a dead server fails the job).
         connect_timeout: seconds to wait for a connection.
         max_object_bytes: larger task outputs fail their task with a clear error (Redis itself
@@ -50,26 +44,23 @@ class RedisOptions(BackendOptions):
 
     """
 
-    url: str = "redis://127.0.0.1:6379/0"
     socket_timeout: float = 60.0
     connect_timeout: float = 5.0
     max_object_bytes: int = Field(default=REDIS_MAX_BULK, ge=1, le=REDIS_MAX_BULK)
 
 
-def translated(method: Callable[P, R]) -> Callable[P, R]:
-    """Turn redis-py's errors into a StorageError that names the store."""
+class RedisOptions(RedisConnectionOptions):
+    """Options of the ``redis`` store: the connection options and the server's URL.
 
-    @functools.wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(*args, **kwargs)
-        except (redis.RedisError, RedisClusterException) as error:
-            store: RedisStorage = args[0]  # type: ignore[assignment]
-            raise StorageError(
-                f"{store.describe()} failed in {method.__name__}: {type(error).__name__}: {error}"
-            ) from error
+    Attributes:
+        url: ``redis://host:port/db``, ``rediss://`` for TLS, or ``unix:///path/to/socket``.
 
-    return wrapper
+    """
+
+    url: str = "redis://127.0.0.1:6379/0"
+
+
+translated = translate_errors(redis.RedisError, RedisClusterException)
 
 
 class RedisStorage(StorageBackend):

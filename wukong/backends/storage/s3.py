@@ -11,11 +11,10 @@ wukong's configuration; an ``endpoint_url`` points at another S3 server (MinIO, 
 
 from __future__ import annotations
 
-import functools
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -23,11 +22,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field
 
 from wukong.backends.options import BackendOptions
-from wukong.backends.storage.base import StorageBackend, StorageCapabilities
+from wukong.backends.storage.base import StorageBackend, StorageCapabilities, translate_errors
 from wukong.errors import StorageError
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 _DELETE_BATCH = 1000  # S3's DeleteObjects limit
 _MISSING_CODES = {"NoSuchKey", "404"}
@@ -55,20 +51,7 @@ class S3Options(BackendOptions):
     read_timeout: float = 60.0
 
 
-def _translated(method: Callable[P, R]) -> Callable[P, R]:
-    """Turn botocore's errors into a StorageError that names the bucket and endpoint."""
-
-    @functools.wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(*args, **kwargs)
-        except (BotoCoreError, ClientError) as error:
-            store: S3Storage = args[0]  # type: ignore[assignment]
-            raise StorageError(
-                f"{store.describe()} failed in {method.__name__}: {type(error).__name__}: {error}"
-            ) from error
-
-    return wrapper
+_translated = translate_errors(BotoCoreError, ClientError)
 
 
 class S3Storage(StorageBackend):

@@ -17,26 +17,19 @@ from typing import Any
 from pydantic import Field
 from uhashring import HashRing
 
-from wukong.backends.options import BackendOptions
 from wukong.backends.storage.base import StorageBackend, StorageCapabilities
-from wukong.backends.storage.redis import REDIS_MAX_BULK, RedisStorage
+from wukong.backends.storage.redis import RedisConnectionOptions, RedisStorage
 
 
-class ShardedRedisOptions(BackendOptions):
-    """Options of the ``redis-sharded`` store.
+class ShardedRedisOptions(RedisConnectionOptions):
+    """Options of the ``redis-sharded`` store: the connection options, for every shard, and the shards.
 
     Attributes:
         urls: one ``redis://`` (or ``rediss://``, ``unix://``) URL per shard; order does not matter.
-        socket_timeout: seconds before a stalled command fails.
-        connect_timeout: seconds to wait for a connection.
-        max_object_bytes: larger task outputs fail their task with a clear error.
 
     """
 
     urls: list[str] = Field(min_length=1)
-    socket_timeout: float = 60.0
-    connect_timeout: float = 5.0
-    max_object_bytes: int = Field(default=REDIS_MAX_BULK, ge=1, le=REDIS_MAX_BULK)
 
 
 class ShardedRedisStorage(StorageBackend):
@@ -49,12 +42,7 @@ class ShardedRedisStorage(StorageBackend):
         super().__init__(**options)
         self.capabilities = StorageCapabilities(max_object_bytes=self.options.max_object_bytes)
         self.shards = {
-            url: RedisStorage(
-                url=url,
-                socket_timeout=self.options.socket_timeout,
-                connect_timeout=self.options.connect_timeout,
-                max_object_bytes=self.options.max_object_bytes,
-            )
+            url: RedisStorage(url=url, **self.options.model_dump(exclude={"urls"}))
             for url in dict.fromkeys(self.options.urls)
         }
         self._ring = HashRing(nodes=list(self.shards))
