@@ -65,6 +65,18 @@ def test_exception_that_cannot_travel_becomes_task_error(client):
         pytest.fail("an unpicklable exception cannot have crossed a serializing store")
 
 
+def raise_huge(size):
+    raise ValueError("x" * size)
+
+
+def test_huge_exception_still_reaches_the_client(client):
+    # 5 MB of message would not fit a memcached item: the error arrives as a TaskError, cut short.
+    with pytest.raises(wukong.TaskError, match=r"(?s)ValueError.*characters left out") as caught:
+        client.get({"n": 5_000_000, "boom": (raise_huge, "n")}, "boom")
+    assert caught.value.key == "boom"
+    assert len(str(caught.value)) < 300_000
+
+
 def test_unpicklable_function_is_named_before_anything_runs(client):
     lock = threading.Lock()
 

@@ -15,6 +15,17 @@ from typing import Any
 from wukong.core import codec
 from wukong.errors import TaskError
 
+MAX_EXCEPTION_BYTES = 256 * 1024
+MAX_TEXT = 64 * 1024
+
+
+def _cut(text: str) -> str:
+    """``text``, or its head and tail with the middle left out when it is over :data:`MAX_TEXT`."""
+    if len(text) <= MAX_TEXT:
+        return text
+    half = MAX_TEXT // 2
+    return f"{text[:half]}\n... ({len(text) - 2 * half:,} characters left out) ...\n{text[-half:]}"
+
 
 @dataclass(frozen=True, slots=True)
 class ResultRecord:
@@ -36,14 +47,22 @@ class ErrorRecord:
 
     @classmethod
     def from_exception(cls, task: int, key: Any, error: BaseException) -> ErrorRecord:
-        """Capture ``error`` (raised by task ``task``) with its traceback."""
+        """Capture ``error`` (raised by task ``task``) with its traceback, within a bounded size.
+
+        A record must fit any store's list item (memcached's is 1 MiB), or the failure would never
+        reach the client: a huge exception travels as a :class:`TaskError` with its message and
+        traceback cut to :data:`MAX_TEXT` characters each.
+        """
         formatted = "".join(traceback.format_exception(error))
+        message = str(error)
         try:
             pickled = codec.dumps_code(error)
             pickle.loads(pickled)
         except Exception:
             pickled = None  # it cannot travel: the client raises a TaskError instead
-        return cls(task, key, pickled, type(error).__qualname__, str(error), formatted)
+        if pickled is not None and len(pickled) > MAX_EXCEPTION_BYTES:
+            pickled = None
+        return cls(task, key, pickled, type(error).__qualname__, _cut(message), _cut(formatted))
 
     def to_exception(self, job: str) -> BaseException:
         """The exception the client raises: the task's own, with a note naming task and job."""
