@@ -59,13 +59,15 @@ def _plugins(args: argparse.Namespace) -> int:
 
     for kind in ("compute", "storage"):
         registry = backend_registry(kind)
+        names = registry.names()
+        width = max(map(len, names), default=0)
         print(f"{kind} backends:")
-        for name in registry.names():
+        for name in names:
             registered = registry.get(name)
             origin = registered.plugin
             if registered.distribution:
                 origin += f" ({registered.distribution})"
-            print(f"  {name:<12} {registered.entry.description}  [from {origin}]")
+            print(f"  {name:<{width}}  {registered.entry.description}  [from {origin}]")
     return 0
 
 
