@@ -37,10 +37,6 @@ class RedisClusterStorage(RedisStorage):
                 f"{self.describe()} cannot be reached: {type(error).__name__}: {error}"
             ) from error
 
-    def describe(self) -> str:
-        """Name the store and the node it was reached through."""
-        return f"{self.name} store at {self.url}"
-
     @translated
     def put_many(self, items: Mapping[str, bytes]) -> None:
         """MSET per hash slot."""
