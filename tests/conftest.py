@@ -9,12 +9,46 @@ from typing import Any
 import pytest
 
 import wukong
-from wukong.testing.servers import Server, memcached_server, redis_cluster, redis_server, s3_server
+from wukong.testing.servers import (
+    Server,
+    lambda_server,
+    memcached_server,
+    redis_cluster,
+    redis_server,
+    s3_server,
+)
 
 BUCKET = "wukong-test"
 
-PROCESSES: dict[str, Any] = {"compute": "local"}
-THREADS: dict[str, Any] = {"compute": "local", "compute_options": {"mode": "threads"}}
+Settings = Callable[[pytest.FixtureRequest], dict[str, Any]]
+
+
+# The compute backends engine tests run on, as functions of the pytest request (which starts the
+# local Lambda endpoints lazily).
+def _processes(request: pytest.FixtureRequest) -> dict[str, Any]:
+    return {"compute": "local"}
+
+
+def _threads(request: pytest.FixtureRequest) -> dict[str, Any]:
+    return {"compute": "local", "compute_options": {"mode": "threads"}}
+
+
+def lambda_settings(endpoint: str, **options: Any) -> dict[str, Any]:
+    """Client settings that invoke the local Lambda endpoint's function."""
+    return {
+        "compute": "lambda",
+        "compute_options": {"endpoint_url": endpoint, "region_name": "us-east-1", **options},
+    }
+
+
+def _lambda_small_payloads(request: pytest.FixtureRequest) -> dict[str, Any]:
+    # 400-byte requests: every invocation of an S3-backed job is kept in storage and sent by key.
+    endpoint = request.getfixturevalue("lambda_endpoint")
+    return lambda_settings(endpoint, invoker={"max_request_bytes": 400})
+
+
+def _lambda_duplicates(request: pytest.FixtureRequest) -> dict[str, Any]:
+    return lambda_settings(request.getfixturevalue("lambda_duplicates_endpoint"))
 
 
 # The stores engine tests run on, as functions of the pytest request (which starts servers lazily).
@@ -51,17 +85,20 @@ def s3_data_settings(endpoint: str) -> dict[str, Any]:
 
 
 # Every engine test runs over each of these (compute, storage) pairings: every store with worker
-# processes, and the in-process ones with threads.
-PAIRINGS: dict[str, tuple[dict[str, Any], Callable[[pytest.FixtureRequest], dict[str, Any]]]] = {
-    "processes-embedded": (PROCESSES, lambda request: {"storage": "embedded"}),
-    "processes-redis": (PROCESSES, _redis),
-    "processes-redis-sharded": (PROCESSES, _sharded),
-    "processes-redis-cluster": (PROCESSES, _cluster),
-    "processes-memcached": (PROCESSES, _memcached),
-    "processes-s3+redis": (PROCESSES, _s3_with_redis),
-    "threads-s3+memcached": (THREADS, _s3_with_memcached),
-    "threads-redis": (THREADS, _redis),
-    "threads-ideal": (THREADS, lambda request: {"storage": "ideal"}),
+# processes, the in-process ones with threads, and Lambda (through the local Invoke API server) with
+# payloads sent by key, and with every event delivered twice.
+PAIRINGS: dict[str, tuple[Settings, Settings]] = {
+    "processes-embedded": (_processes, lambda request: {"storage": "embedded"}),
+    "processes-redis": (_processes, _redis),
+    "processes-redis-sharded": (_processes, _sharded),
+    "processes-redis-cluster": (_processes, _cluster),
+    "processes-memcached": (_processes, _memcached),
+    "processes-s3+redis": (_processes, _s3_with_redis),
+    "threads-s3+memcached": (_threads, _s3_with_memcached),
+    "threads-redis": (_threads, _redis),
+    "threads-ideal": (_threads, lambda request: {"storage": "ideal"}),
+    "lambda-s3+redis": (_lambda_small_payloads, _s3_with_redis),
+    "lambda-duplicates-memcached": (_lambda_duplicates, _memcached),
 }
 
 
@@ -101,6 +138,18 @@ def s3_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def lambda_endpoint() -> Iterator[str]:
+    with lambda_server() as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def lambda_duplicates_endpoint() -> Iterator[str]:
+    with lambda_server("--duplicates") as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
 def _clients() -> Iterator[dict[str, wukong.Client]]:
     clients: dict[str, wukong.Client] = {}
     yield clients
@@ -114,7 +163,7 @@ def client(request: pytest.FixtureRequest, _clients: dict[str, wukong.Client]) -
     name = request.param
     if name not in _clients:
         compute, storage = PAIRINGS[name]
-        _clients[name] = wukong.Client(**compute, **storage(request), timeout=120)
+        _clients[name] = wukong.Client(**compute(request), **storage(request), timeout=120)
     client = _clients[name]
     yield client
     client.settle()

@@ -50,7 +50,7 @@ def test_config_is_frozen(in_tmp):
         ({"colour": "blue"}, "colour"),
         (
             {"compute": "warp-drive"},
-            "unknown compute backend 'warp-drive'; known compute backends: local",
+            "unknown compute backend 'warp-drive'; known compute backends: lambda, local",
         ),
         ({"storage": "floppy"}, "unknown storage backend 'floppy'.*embedded, ideal, memcached, redis"),
         ({"storage": "s3://bucket"}, "s3 store s3://bucket/ has no atomic counters.*data_storage"),

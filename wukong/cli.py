@@ -1,4 +1,4 @@
-"""The ``wukong`` command: ``wukong demo``, ``wukong bench`` and ``wukong plugins``."""
+"""The ``wukong`` command: ``demo``, ``bench``, ``plugins`` and ``lambda deploy|serve``."""
 
 from __future__ import annotations
 
@@ -71,6 +71,83 @@ def _plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lambda_deploy(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from wukong.backends.compute.aws_lambda.deploy import build_package, deploy
+    from wukong.backends.compute.aws_lambda.invoker import InvokerSettings
+
+    with tempfile.TemporaryDirectory(prefix="wukong-lambda-") as directory:
+        package = args.package
+        if package is None:
+            python_version = args.runtime.removeprefix("python")
+            print(f"building the package for Python {python_version} on {args.architecture}...")
+            package = build_package(
+                Path(directory) / "wukong.zip",
+                python_version=python_version,
+                architecture=args.architecture,
+                dependencies=not args.no_dependencies,
+                extra_requirements=args.requirement,
+            )
+        configuration = deploy(
+            args.function,
+            Path(package),
+            memory_mb=args.memory,
+            timeout=args.timeout,
+            role=args.role,
+            runtime=args.runtime,
+            architecture=args.architecture,
+            environment=dict(pair.split("=", 1) for pair in args.env),
+            invoker=InvokerSettings(invokers=args.invokers),
+            bucket=args.bucket,
+            region_name=args.region,
+            endpoint_url=args.endpoint_url,
+        )
+    size = Path(package).stat().st_size
+    print(
+        f"deployed {configuration['FunctionArn']}: {configuration['MemorySize']} MB, "
+        f"{configuration['Timeout']} s, {configuration['Runtime']}, package {size:,} bytes"
+    )
+    return 0
+
+
+def _lambda_serve(args: argparse.Namespace) -> int:
+    from wukong.testing.lambda_server import main as serve
+
+    options = args.options[1:] if args.options[:1] == ["--"] else args.options
+    serve(options)
+    return 0
+
+
+def _add_lambda_commands(commands: argparse._SubParsersAction) -> None:
+    group = commands.add_parser("lambda", help="deploy the AWS Lambda function, or serve a local stand-in")
+    actions = group.add_subparsers(dest="action", required=True)
+    deploy = actions.add_parser("deploy", help="build the package and create or update the function")
+    deploy.add_argument("--function", default="wukong-executor", help="the function's name")
+    deploy.add_argument("--memory", type=int, default=3008, help="MB per executor")
+    deploy.add_argument("--timeout", type=int, default=300, help="seconds per invocation")
+    deploy.add_argument("--role", help="execution role ARN (default: create or reuse wukong-executor)")
+    deploy.add_argument("--runtime", default="python3.12", help="Lambda Python runtime")
+    deploy.add_argument("--architecture", default="x86_64", choices=["x86_64", "arm64"])
+    deploy.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+    deploy.add_argument("--invokers", type=int, default=16, help="invoker threads per executor")
+    deploy.add_argument("--bucket", help="S3 bucket to upload packages over 50 MB through")
+    deploy.add_argument("--region", help="AWS region (default: from the AWS configuration)")
+    deploy.add_argument("--endpoint-url", help="another endpoint for Lambda, IAM and S3")
+    deploy.add_argument("--package", help="deploy this zip instead of building one")
+    deploy.add_argument("--requirement", action="append", default=[], help="one more pip requirement")
+    deploy.add_argument("--no-dependencies", action="store_true", help="pack wukong's code alone")
+    deploy.set_defaults(run=_lambda_deploy)
+    serve = actions.add_parser(
+        "serve",
+        help="a local Lambda Invoke API on 127.0.0.1 running the handler in worker processes "
+        "(options after --, see `python -m wukong.testing.lambda_server --help`)",
+    )
+    serve.add_argument("options", nargs=argparse.REMAINDER)
+    serve.set_defaults(run=_lambda_serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``wukong`` command."""
     parser = argparse.ArgumentParser(prog="wukong", description="A serverless DAG engine for Dask.")
@@ -90,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(run=_bench)
     plugins = commands.add_parser("plugins", help="list every backend found and where it came from")
     plugins.set_defaults(run=_plugins)
+    _add_lambda_commands(commands)
     return parser
 
 

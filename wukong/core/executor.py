@@ -17,18 +17,25 @@ and then announced on the job's record list; a task that raises is announced the
 job is marked failed, so executors that start later stop at once). Every executor decrements the
 job's count of live executors when it ends, whatever happened, so the client knows when the job's
 keys can be removed without an executor writing behind its back.
+
+On a platform that may deliver an invocation twice, each delivery first claims its invocation; a
+repeated one ends at once, and so does one that arrives after its job has ended (the job's live count
+is zero then, since the first delivery was counted in before it was invoked). On a platform that
+bills by duration, each executor adds its run time to the job's usage before it counts itself out.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 from collections import OrderedDict
 from typing import Any
 
 from wukong.backends.compute.base import ExecutorContext
 from wukong.core import codec, records
-from wukong.core.invocation import Invocation
+from wukong.core.invocation import Invocation, decode_payload, encode_payloads
 from wukong.core.keys import JobKeys
 from wukong.core.partition import TaskPlan
 from wukong.core.stores import Stores, open_stores
@@ -83,14 +90,22 @@ _pages = PageCache()
 
 def handle_invocation(payload: bytes, context: ExecutorContext) -> None:
     """Run one invocation: the entry point every compute backend calls with a payload."""
-    invocation = Invocation.decode(payload)
-    Executor(invocation, open_stores(invocation.store), context).run()
+    invocation = decode_payload(payload)
+    if invocation is None:
+        logger.debug("a repeated delivery arrived after its job ended; nothing to do")
+        return
+    Executor(invocation, open_stores(invocation.stores), context).run()
 
 
 class Executor:
     """Runs a chain of tasks that starts with one invocation, as described in the module docstring."""
 
-    def __init__(self, invocation: Invocation, stores: Stores, context: ExecutorContext):
+    def __init__(
+        self,
+        invocation: Invocation,
+        stores: Stores,
+        context: ExecutorContext,
+    ):
         self.invocation = invocation
         self.stores = stores
         self.metadata = stores.metadata
@@ -102,6 +117,9 @@ class Executor:
     def run(self) -> None:
         """Run the chain; report a failure to the job; always count this executor out."""
         keys = self.keys
+        if self.invocation.repeats_deliveries and not self._claim():
+            return
+        started = time.perf_counter()
         try:
             self._run_chain(self.invocation.task, self.invocation.page)
         except JobFailed:
@@ -112,9 +130,28 @@ class Executor:
             self._report(self.invocation.task, None, error)
         finally:
             try:
+                if self.invocation.bills_duration:
+                    milliseconds = math.ceil((time.perf_counter() - started) * 1000)
+                    self.metadata.increment(keys.billed_milliseconds, milliseconds)
+                    self.metadata.increment(keys.invocations, 1)
                 self.metadata.increment(keys.live_executors, -1)
             except StorageError:
                 logger.exception("job %s: cannot count this executor out", keys.job)
+
+    def _claim(self) -> bool:
+        """Whether this is the first delivery of the invocation, and its job still runs."""
+        keys, task = self.keys, self.invocation.task
+        try:
+            if self.metadata.increment(keys.claim(task), 1) > 1:
+                logger.info("job %s: task %d delivered again; this delivery ends", keys.job, task)
+                return False
+            if self.metadata.increment(keys.live_executors, 0) > 0:
+                return True
+            # The job has ended (its keys are gone, or going): remove the claim just created.
+            self.metadata.delete_many([keys.claim(task)])
+        except StorageError:
+            logger.exception("job %s: cannot claim the invocation of task %d", keys.job, task)
+        return False
 
     def _run_chain(self, task: int, page: int) -> None:
         carried: dict[int, Any] = {}
@@ -178,8 +215,8 @@ class Executor:
         if others:
             # Counted before they start, so the live count never reads zero while they run.
             self.metadata.increment(keys.live_executors, len(others))
-            job, spec = self.invocation.job, self.invocation.store
-            self.context.invoke([Invocation(job, spec, e.task, e.page).encode() for e in others])
+            invocations = [self.invocation.successor(e.task, e.page) for e in others]
+            self.context.invoke(encode_payloads(invocations, self.stores))
         return become
 
     def _encode(self, plan: TaskPlan, value: Any) -> Any:

@@ -4,6 +4,10 @@ The client is not a scheduler: once the leaves are invoked, executors schedule e
 only waits on the job's record list (a blocking pop where the store has one), fails at the first
 error record, checks the compute backend's health while it waits, reads the requested outputs in one
 batch, and finally removes every key the job could have written, after the last executor has ended.
+
+On a platform that can lose an invocation without telling (AWS Lambda gives up on an event after its
+retries), the client also watches the job's live count and records: silence for longer than an
+invocation can last fails the job with :class:`~wukong.errors.ComputeError` instead of a hang.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 from wukong.backends.compute.base import ComputeBackend
 from wukong.core import codec, records
 from wukong.core.graph import TaskGraph
-from wukong.core.invocation import Invocation
+from wukong.core.invocation import Invocation, encode_payloads
 from wukong.core.keys import JobKeys
 from wukong.core.partition import Plan
 from wukong.core.report import JobReport
@@ -62,12 +66,31 @@ class Job:
         keys, plan = self.keys, self.plan
         metadata = self.stores.metadata
         metadata.put_many({keys.page(page): self._encode_page(page) for page in range(len(plan.pages))})
+        first = self._invocation(0, 0)
+        invocations = [first.successor(leaf, plan.page_of[leaf]) for leaf in plan.leaves]
+        payloads = encode_payloads(invocations, self.stores)
         metadata.increment(keys.live_executors, len(plan.leaves))
-        spec = self.stores_spec
-        self.compute.invoke(
-            [Invocation(keys.job, spec, leaf, plan.page_of[leaf]).encode() for leaf in plan.leaves]
-        )
+        self.compute.invoke(payloads)
         self.report.seconds["submit"] = time.perf_counter() - started
+
+    def _invocation(self, task: int, page: int) -> Invocation:
+        capabilities = self.compute.capabilities
+        return Invocation(
+            self.keys.job,
+            self.stores_spec,
+            task,
+            page,
+            capabilities.max_payload_bytes,
+            capabilities.repeats_deliveries,
+            capabilities.bills_duration,
+        )
+
+    @property
+    def _may_store_payloads(self) -> bool:
+        """Whether an invocation of this job may be too big to send (the largest task number is)."""
+        limit = self.compute.capabilities.max_payload_bytes
+        last = len(self.plan.tasks)
+        return limit is not None and len(self._invocation(last, last).encode()) > limit
 
     def _encode_page(self, page: int) -> bytes:
         contents = self.plan.page_contents(page)
@@ -106,6 +129,7 @@ class Job:
         return stored
 
     def _records(self, deadline: float | None) -> Iterator[records.Record]:
+        silence = _Silence(self)
         while True:
             wait = _POLL_SECONDS
             if deadline is not None:
@@ -118,6 +142,7 @@ class Job:
             batch = self.stores.metadata.pop_all(self.keys.records, timeout=wait)
             if not batch:
                 self.compute.check()
+            silence.observe(bool(batch))
             for data in batch:
                 yield records.decode(data)
 
@@ -134,7 +159,13 @@ class Job:
                 self.stores.metadata.put(self.keys.failed, b"1")
             if not compute_broken:
                 self._wait_for_executors()
+            self._read_usage()
             self.stores.delete(self._metadata_keys(), self._data_keys())
+            if self.compute.capabilities.repeats_deliveries:
+                # Claims go last: a repeated delivery that finds its claim taken ends at once; one
+                # that comes later finds no live count, and removes the claim it made itself.
+                claims = (self.keys.claim(task) for task in range(len(self.plan.tasks)))
+                self.stores.metadata.delete_many(claims)
         finally:
             self.report.seconds["cleanup"] = time.perf_counter() - started
 
@@ -157,19 +188,57 @@ class Job:
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
 
+    def _read_usage(self) -> None:
+        if not self.compute.capabilities.bills_duration:
+            return
+        metadata, keys = self.stores.metadata, self.keys
+        invocations = metadata.increment(keys.invocations, 0)
+        billed = metadata.increment(keys.billed_milliseconds, 0)
+        self.report.usage = self.compute.usage(invocations, billed)
+
     def _metadata_keys(self) -> Iterator[str]:
         keys, plan = self.keys, self.plan
         yield keys.records
         yield keys.live_executors
         yield keys.failed
+        if self.compute.capabilities.bills_duration:
+            yield keys.invocations
+            yield keys.billed_milliseconds
         for page in range(len(plan.pages)):
             yield keys.page(page)
         for task, task_plan in enumerate(plan.tasks):
             if len(task_plan.inputs) > 1:
                 yield keys.counter(task)
+        if self._may_store_payloads:
+            yield from (keys.invocation(task) for task in range(len(plan.tasks)))
 
     def _data_keys(self) -> Iterator[str]:
         keys = self.keys
         for task, task_plan in enumerate(self.plan.tasks):
             if task_plan.store_output:
                 yield keys.output(task)
+
+
+class _Silence:
+    """Notices a job whose executors stopped showing signs of life: a lost invocation."""
+
+    def __init__(self, job: Job):
+        self.job = job
+        self.limit = job.compute.capabilities.lost_after_seconds
+        self.since = time.perf_counter()
+        self.live = -1
+
+    def observe(self, records_arrived: bool) -> None:
+        """Note a poll; raise :class:`ComputeError` after too long without any change."""
+        if self.limit is None:
+            return
+        now = time.perf_counter()
+        live = self.job.stores.metadata.increment(self.job.keys.live_executors, 0)
+        if records_arrived or live != self.live:
+            self.since, self.live = now, live
+        elif now - self.since > self.limit:
+            raise ComputeError(
+                f"job {self.job.keys.job}: no executor showed a sign of life for {self.limit:.0f} s "
+                f"({live} invoked and not ended); {self.job.compute.describe()} lost an invocation "
+                "(it failed or timed out, and so did the platform's retries)"
+            )

@@ -34,6 +34,17 @@ class JobKeys:
         """A page of schedules."""
         return f"{ROOT}{self.job}/p/{page}"
 
+    def invocation(self, task: int) -> str:
+        """The payload of the invocation that starts at ``task``, when it is too big to send."""
+        return f"{ROOT}{self.job}/i/{task}"
+
+    def claim(self, task: int) -> str:
+        """How many deliveries of the invocation that starts at ``task`` have begun.
+
+        Only used on compute backends that may deliver an invocation twice.
+        """
+        return f"{ROOT}{self.job}/d/{task}"
+
     @property
     def records(self) -> str:
         """The list executors append result and error records to; the client waits on it."""
@@ -43,6 +54,16 @@ class JobKeys:
     def live_executors(self) -> str:
         """How many executors of the job are invoked and not yet ended."""
         return f"{ROOT}{self.job}/live"
+
+    @property
+    def billed_milliseconds(self) -> str:
+        """The executors' total run time, on compute backends that bill by duration."""
+        return f"{ROOT}{self.job}/billed-ms"
+
+    @property
+    def invocations(self) -> str:
+        """How many executors ran, on compute backends that bill by duration."""
+        return f"{ROOT}{self.job}/invocations"
 
     @property
     def failed(self) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from wukong.backends.compute.base import Usage
+
 
 @dataclass
 class JobReport:
@@ -20,6 +22,8 @@ class JobReport:
             (store pages, invoke leaves), ``run`` (until the last result or the first error),
             ``collect`` (read results), ``cleanup`` (remove the job's keys).
         error: the error's type and message, when the job failed.
+        usage: invocations, billed time and estimated cost, on a compute backend that bills by
+            duration (AWS Lambda); ``None`` elsewhere.
 
     """
 
@@ -31,6 +35,7 @@ class JobReport:
     storage: str
     seconds: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    usage: Usage | None = None
 
     @property
     def total_seconds(self) -> float:

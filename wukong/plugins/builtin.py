@@ -8,13 +8,20 @@ from wukong.plugins.registry import BackendEntry
 
 @hookimpl
 def wukong_register_compute_backends() -> list[BackendEntry]:
-    """Register the local pool (processes or threads)."""
+    """Register the local pool (processes or threads) and AWS Lambda."""
     return [
         BackendEntry(
             name="local",
             target="wukong.backends.compute.local:LocalCompute",
             description="a pool of worker processes (or threads) on this machine; "
             "invocations are fire-and-forget, like asynchronous Lambda invokes",
+        ),
+        BackendEntry(
+            name="lambda",
+            target="wukong.backends.compute.aws_lambda:LambdaCompute",
+            description="asynchronous invocations of an AWS Lambda function (deploy it with "
+            "`wukong lambda deploy`)",
+            install_hint="pip install boto3",
         ),
     ]
 

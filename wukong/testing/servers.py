@@ -2,7 +2,8 @@
 
 Each is a process run by mirakuru (from the ``test`` extra), which waits until the port accepts
 connections: redis-server and memcached from Debian's packages (``apt-get install redis-server
-memcached``), a Redis Cluster of redis-servers, and moto's S3 server (a real HTTP S3 endpoint).
+memcached``), a Redis Cluster of redis-servers, moto's server (a real HTTP endpoint for S3, and for
+Lambda's and IAM's control plane), and wukong's local Lambda Invoke API server.
 Plugin authors can start the same servers for their own conformance runs.
 """
 
@@ -24,7 +25,7 @@ import boto3
 import redis
 from mirakuru import TCPExecutor
 
-S3_CREDENTIALS = {
+FAKE_AWS_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "wukong-test",
     "AWS_SECRET_ACCESS_KEY": "wukong-test",
     "AWS_DEFAULT_REGION": "us-east-1",
@@ -65,8 +66,8 @@ def _executable(name: str) -> str:
     return path
 
 
-def _start(command: list[str], port: int) -> TCPExecutor:
-    process = TCPExecutor(command, host="127.0.0.1", port=port, timeout=30,
+def _start(command: list[str], port: int, environment: dict[str, str] | None = None) -> TCPExecutor:
+    process = TCPExecutor(command, host="127.0.0.1", port=port, timeout=30, envvars=environment,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     process.start()
     return process
@@ -149,13 +150,33 @@ def s3_server(bucket: str = "wukong-test") -> Iterator[Server]:
     Credentials are fake ones set in the environment, so executors in worker processes, which
     inherit it, find them through the normal AWS chain.
     """
-    os.environ.update(S3_CREDENTIALS)
+    os.environ.update(FAKE_AWS_CREDENTIALS)
     port = free_port()
     command = [_executable("moto_server"), "-H", "127.0.0.1", "-p", str(port)]
-    process = _start(command, port)
+    # The same server answers Lambda's and IAM's control plane; AWS's managed policies (the
+    # Lambda execution role's) exist there only when asked for.
+    process = _start(command, port, {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"})
     endpoint = f"http://127.0.0.1:{port}"
     try:
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
         yield Server(endpoint, process)
+    finally:
+        process.stop()
+
+
+@contextmanager
+def lambda_server(*options: str) -> Iterator[Server]:
+    """Wukong's local Lambda Invoke API server on a free loopback port; yields its endpoint URL.
+
+    ``options`` are its command-line options (``--duplicates``, ``--concurrency 4``; see
+    :mod:`wukong.testing.lambda_server`). Fake AWS credentials are set in the environment, as boto3
+    signs every request even to a local endpoint.
+    """
+    os.environ.update(FAKE_AWS_CREDENTIALS)
+    port = free_port()
+    command = [sys.executable, "-m", "wukong.testing.lambda_server", "--port", str(port), *options]
+    process = _start(command, port)
+    try:
+        yield Server(f"http://127.0.0.1:{port}", process)
     finally:
         process.stop()

