@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +23,34 @@ from pydantic_settings import (
 from wukong.errors import ConfigError
 
 CONFIG_FILE = "wukong.toml"
+
+
+class LocalitySettings(BaseModel):
+    """How executors keep big objects local (see ``docs/architecture.md``); each can be turned off.
+
+    Attributes:
+        clustering: an executor whose output is at least ``big_object_bytes`` (serialized) runs
+            every ready successor itself instead of invoking executors that would read it.
+        big_object_bytes: the size from which an output counts as big.
+        delayed_io: an executor holding a big output that a not-yet-ready successor needs waits
+            for that successor's other inputs, up to ``delayed_io_seconds`` (and never past the
+            compute backend's remaining time), then runs it itself instead of writing the output.
+        delayed_io_seconds: the longest such a wait.
+        locality_cache: executors keep outputs they made or read, within ``cache_bytes``, so
+            later tasks of the same executor never read them from storage again.
+        cache_bytes: the memory budget of an executor's cache (outputs a task is about to use are
+            kept regardless).
+
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    clustering: bool = True
+    big_object_bytes: int = Field(default=4 * 2**20, ge=0)
+    delayed_io: bool = True
+    delayed_io_seconds: float = Field(default=10.0, ge=0)
+    locality_cache: bool = True
+    cache_bytes: int = Field(default=2**30, ge=0)
 
 
 class WukongConfig(BaseSettings):
@@ -43,6 +71,7 @@ class WukongConfig(BaseSettings):
         cleanup_timeout: seconds the client waits, at the end of a job, for executors still running
             before it removes the job's keys.
         page_tasks: tasks per stored schedule page.
+        locality: big-object optimisations (:class:`LocalitySettings`).
 
     """
 
@@ -63,6 +92,7 @@ class WukongConfig(BaseSettings):
     timeout: float | None = Field(default=None, gt=0)
     cleanup_timeout: float = Field(default=30.0, ge=0)
     page_tasks: int = Field(default=1024, ge=1)
+    locality: LocalitySettings = Field(default_factory=LocalitySettings)
 
     @classmethod
     def settings_customise_sources(

@@ -96,6 +96,7 @@ class Client:
             self._stores_spec,
             timeout=self.config.timeout,
             cleanup_timeout=self.config.cleanup_timeout,
+            locality=self.config.locality,
         )
         job.report.seconds.update(graph=built - started, partition=partitioned - built)
         error: BaseException | None = None

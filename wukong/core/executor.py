@@ -12,6 +12,20 @@ An invocation names one task. The executor runs it, then hands its output on:
    for each of the others, in one batch.
 4. **Never wait.** With no ready dependent the executor ends.
 
+Big outputs (at least ``big_object_bytes`` serialized) change steps 3 and 4 (SoCC'20):
+
+- **Clustering.** The executor runs every ready dependent itself, in preference order, instead of
+  invoking executors that would read the output from storage.
+- **Delayed I/O.** For a dependent whose other inputs are not all in yet, the first executor to hold a
+  big input of it (a counter of holders decides) waits for them, polling the counter, for a bounded
+  time; then it counts and runs the dependent itself, and its output is never written. Later holders
+  of big inputs of the same dependent write and count at once, so holders never wait for each other.
+  A wait that runs out writes the output, then counts, as in step 1. Where the compute backend can,
+  the worker runs other invocations while the executor waits.
+- **Locality cache.** Outputs stay in the executor's memory while a task queued in it needs them,
+  and, within a byte budget, while a dependent it may still run here is not ready; inputs found there
+  are never read from storage.
+
 It talks to storage and compute only through their interfaces. A requested key's output is stored
 and then announced on the job's record list; a task that raises is announced there too (after the
 job is marked failed, so executors that start later stop at once). Every executor decrements the
@@ -31,13 +45,15 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import Any, NamedTuple
 
 from wukong.backends.compute.base import ExecutorContext
 from wukong.core import codec, records
 from wukong.core.invocation import Invocation, decode_payload, encode_payloads
 from wukong.core.keys import JobKeys
-from wukong.core.partition import TaskPlan
+from wukong.core.locality import MISSING, LocalityCache
+from wukong.core.metrics import Metrics
+from wukong.core.partition import Edge, TaskPlan
 from wukong.core.stores import Stores, open_stores
 from wukong.errors import SerializationError, StorageError
 
@@ -66,7 +82,7 @@ class PageCache:
         self._pages: OrderedDict[tuple[str, int], dict[int, TaskPlan]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def task(self, stores: Stores, keys: JobKeys, page: int, task: int) -> TaskPlan:
+    def task(self, stores: Stores, keys: JobKeys, page: int, task: int, metrics: Metrics) -> TaskPlan:
         """The plan of ``task``, loading its page from the metadata store on first use."""
         entry = (keys.job, page)
         tasks = self._pages.get(entry)
@@ -77,6 +93,7 @@ class PageCache:
                     f"schedule page {page} of job {keys.job} is not in {stores.metadata.describe()} "
                     "(the job ended, or its keys were removed)"
                 )
+            metrics.metadata_bytes_read += len(blob)
             tasks = codec.loads(blob)
             with self._lock:
                 self._pages[entry] = tasks
@@ -86,6 +103,16 @@ class PageCache:
 
 
 _pages = PageCache()
+
+
+class _ThreadWaits(threading.local):
+    """The delayed-I/O waits of the executors running (or suspended) in this thread."""
+
+    def __init__(self) -> None:
+        self.waits: list[_Wait] = []
+
+
+_waiting = _ThreadWaits()
 
 
 def handle_invocation(payload: bytes, context: ExecutorContext) -> None:
@@ -107,6 +134,10 @@ class Executor:
         context: ExecutorContext,
     ):
         self.invocation = invocation
+        self.options = invocation.options
+        self.metrics = Metrics()
+        self.cache = LocalityCache(self.options.cache_bytes)
+        self.queued: list[tuple[int, int]] = []  # (task, page) to run here, the next one last
         self.stores = stores
         self.metadata = stores.metadata
         self.context = context
@@ -117,26 +148,35 @@ class Executor:
     def run(self) -> None:
         """Run the chain; report a failure to the job; always count this executor out."""
         keys = self.keys
-        if self.invocation.repeats_deliveries and not self._claim():
+        if self.options.repeats_deliveries and not self._claim():
             return
         started = time.perf_counter()
         try:
             self._run_chain(self.invocation.task, self.invocation.page)
         except JobFailed:
-            pass
+            self._drop_waits()
         except TaskFailed as failure:
+            self._drop_waits()
             self._report(failure.task, failure.key, failure.error)
         except Exception as error:  # storage failed outside a task: still tell the client
+            self._drop_waits()
             self._report(self.invocation.task, None, error)
         finally:
+            # Metrics (and billing) first, then the count out, in one batch: the client reads the
+            # sums only once the live count is zero.
+            counters = self.metrics.increments(keys)
+            if self.options.bills_duration:
+                counters[keys.billed_milliseconds] = math.ceil((time.perf_counter() - started) * 1000)
+                counters[keys.invocations] = 1
+            counters[keys.live_executors] = -1
             try:
-                if self.invocation.bills_duration:
-                    milliseconds = math.ceil((time.perf_counter() - started) * 1000)
-                    self.metadata.increment(keys.billed_milliseconds, milliseconds)
-                    self.metadata.increment(keys.invocations, 1)
-                self.metadata.increment(keys.live_executors, -1)
+                self.metadata.increment_many(counters)
             except StorageError:
                 logger.exception("job %s: cannot count this executor out", keys.job)
+
+    def _drop_waits(self) -> None:
+        """The job failed: let go of the outputs its executors in this thread were holding."""
+        _waiting.waits = [wait for wait in _waiting.waits if wait.job != self.keys.job]
 
     def _claim(self) -> bool:
         """Whether this is the first delivery of the invocation, and its job still runs."""
@@ -154,31 +194,38 @@ class Executor:
         return False
 
     def _run_chain(self, task: int, page: int) -> None:
-        carried: dict[int, Any] = {}
-        while True:
-            plan = _pages.task(self.stores, self.keys, page, task)
+        self.queued.append((task, page))
+        pause = 0.001
+        while self.queued or self._waits_of_this_job():
+            if not self.queued:
+                self._poll_waits()
+                if not self.queued and self._waits_of_this_job():
+                    self._pause(pause)
+                    pause = min(pause * 2, 0.05)
+                continue
+            pause = 0.001
+            task, page = self.queued.pop()
+            plan = _pages.task(self.stores, self.keys, page, task, self.metrics)
             try:
-                value = self._compute(task, plan, carried)
-                become = self._hand_off(task, plan, value)
+                value = self._compute(task, plan, self.cache)
+                here = self._hand_off(task, plan, value, self.cache)
             except (TaskFailed, JobFailed):
                 raise
             except Exception as error:
                 raise TaskFailed(task, plan.key, error) from error
-            if become is None:
-                return
-            # The dependent this executor becomes finds this output in memory; nothing else is kept.
-            carried = {task: value}
-            task, page = become.task, become.page
+            # Run them in preference order: the first is popped first.
+            self.queued.extend((edge.task, edge.page) for edge in reversed(here))
 
-    def _compute(self, task: int, plan: TaskPlan, carried: dict[int, Any]) -> Any:
+    def _compute(self, task: int, plan: TaskPlan, cache: LocalityCache) -> Any:
         inputs = {}
         missing = []
         for index, key in zip(plan.inputs, plan.input_keys, strict=True):
-            value = carried.get(index, _MISSING)
-            if value is _MISSING:
+            value = cache.get(index)
+            if value is MISSING:
                 missing.append((index, key))
             else:
                 inputs[key] = value
+                self.metrics.reads_avoided += 1
         if missing:
             keys = self.keys
             failed, stored = self.stores.read_inputs(
@@ -192,34 +239,136 @@ class Executor:
                         f"input {key!r} of task {plan.key!r} is missing from "
                         f"{self.stores.data.describe()} (job {keys.job})"
                     )
+                self.metrics.data_bytes_read += len(blob) if self.encoded else _measured(blob)
                 inputs[key] = codec.loads(blob) if self.encoded else blob
         try:
-            return plan.node(inputs)
+            value = plan.node(inputs)
         except Exception as error:
             raise TaskFailed(task, plan.key, error) from error
+        for index in plan.inputs:
+            cache.used(index)
+        return value
 
-    def _hand_off(self, task: int, plan: TaskPlan, value: Any):
-        keys = self.keys
+    def _hand_off(self, task: int, plan: TaskPlan, value: Any, cache: LocalityCache) -> list[Edge]:
+        """Store, count and invoke as the protocol says; return the dependents to run here."""
+        options = self.options
+        output = _Output(self, task, plan, value)
+        big = bool(plan.dependents) and (options.clustering or options.delayed_io_seconds > 0)
+        big = big and output.size >= options.big_object_bytes
         fan_ins = [edge for edge in plan.dependents if edge.fan_in > 1]
-        items = {keys.output(task): self._encode(plan, value)} if plan.store_output else {}
+        kept = self._keep(fan_ins) if big and options.delayed_io_seconds > 0 else []
+        counted = [edge for edge in fan_ins if edge not in kept]
+        clustered = big and options.clustering
+        # A big output is stored only when another executor may read it: for a counter it may
+        # complete, and below for an invoked dependent. Others follow the plan.
+        needed = bool(counted) if big else plan.store_output
         if plan.is_result:
-            self.stores.data.put_many(items)
-            items = {}
-            self.metadata.append(keys.records, records.encode(records.ResultRecord(task)))
-        counts = self.stores.put_and_count(items, [(keys.counter(e.task), e.bit) for e in fan_ins])
-        complete = {e.task for e, count in zip(fan_ins, counts, strict=True) if count == e.fan_in}
-        ready = [e for e in plan.dependents if e.fan_in == 1 or e.task in complete]
-        if not ready:
-            return None
-        become, *others = ready
+            output.store_now()
+            self.metadata.append(self.keys.records, records.encode(records.ResultRecord(task)))
+        complete = self._count(output, counted, needed)
+        if kept:
+            complete |= self._start_waits(output, kept)
+        ready = [edge for edge in plan.dependents if edge.fan_in == 1 or edge.task in complete]
+        # A dependent it waited for (or may wait for) runs here: keeping it local is why it waited.
+        waited = [edge for edge in ready if edge in kept]
+        ready = [edge for edge in ready if edge not in kept]
+        here, others = (ready, []) if clustered else (ready[:1], ready[1:])
+        here += waited
         if others:
+            output.store_now()
             # Counted before they start, so the live count never reads zero while they run.
-            self.metadata.increment(keys.live_executors, len(others))
+            self.metadata.increment(self.keys.live_executors, len(others))
             invocations = [self.invocation.successor(e.task, e.page) for e in others]
             self.context.invoke(encode_payloads(invocations, self.stores))
-        return become
+        if not output.waits:
+            output.settle()
+        reusable = any(edge.task not in complete for edge in fan_ins) and options.cache_bytes > 0
+        if here or reusable:
+            cache.hold(task, value, output.size if reusable else 0, len(here), reusable)
+        return here
 
-    def _encode(self, plan: TaskPlan, value: Any) -> Any:
+    def _count(self, output: _Output, edges: list[Edge], store: bool) -> set[int]:
+        """Write the output if ``store`` (first), set the edges' bits; return completed dependents."""
+        keys = self.keys
+        items = output.items() if store else {}
+        counts = self.stores.put_and_count(items, [(keys.counter(e.task), e.bit) for e in edges])
+        if items:
+            output.written()
+        return {e.task for e, count in zip(edges, counts, strict=True) if count == e.fan_in}
+
+    def _keep(self, fan_ins: list[Edge]) -> list[Edge]:
+        """The fan-in dependents this executor waits for: those no other big input's holder has.
+
+        The first holder of a big input of a dependent waits for its other inputs; any later one
+        writes its output and counts at once, so two holders never wait for each other.
+        """
+        return [edge for edge in fan_ins if self.metadata.increment(self.keys.holders(edge.task), 1) == 1]
+
+    def _start_waits(self, output: _Output, kept: list[Edge]) -> set[int]:
+        """Count the kept dependents whose other inputs are in; wait for the rest (delayed I/O).
+
+        The wait is bounded by the configuration and by the compute backend's remaining time
+        (keeping enough of it to write the output). The executor goes on with its queued tasks and
+        polls the waits when it has nothing else to run.
+        """
+        bound = self.options.delayed_io_seconds
+        remaining = self.context.remaining_seconds()
+        if remaining is not None:
+            bound = min(bound, max(0.0, remaining * 0.8 - 1.0))
+        counters = [self.keys.counter(edge.task) for edge in kept]
+        ripe = [e for e, key in zip(kept, counters, strict=True) if self._others_in(e, key)]
+        deadline = time.monotonic() + bound
+        for edge in kept:
+            if edge not in ripe:
+                _waiting.waits.append(_Wait(self.keys.job, edge, output, deadline))
+                output.waits += 1
+        return self._count(output, ripe, store=False)
+
+    def _others_in(self, edge: Edge, counter: str) -> bool:
+        return self.metadata.count_bits(counter) >= edge.fan_in - 1
+
+    def _waits_of_this_job(self) -> bool:
+        return any(wait.job == self.keys.job for wait in _waiting.waits)
+
+    def _poll_waits(self) -> None:
+        """Run each waited-for dependent whose other inputs are in; give up on those past time.
+
+        Waits are shared by the executors of one job nested in one worker thread (see
+        ``ExecutorContext.pause``): an executor suspended under another cannot poll, so the one
+        running takes over its waits, with the outputs they hold.
+        """
+        if self.metadata.get(self.keys.failed) is not None:
+            raise JobFailed
+        now, waits, _waiting.waits = time.monotonic(), _waiting.waits, []
+        for wait in waits:
+            edge, output = wait.edge, wait.output
+            if wait.job != self.keys.job:
+                _waiting.waits.append(wait)
+                continue
+            if self._others_in(edge, self.keys.counter(edge.task)):
+                complete = self._count(output, [edge], store=False)
+            elif now >= wait.deadline:
+                # Out of time: write first, then count, as everywhere else.
+                self.metrics.delayed_io_timeouts += 1
+                complete = self._count(output, [edge], store=True)
+            else:
+                _waiting.waits.append(wait)
+                continue
+            if edge.task in complete:
+                self.cache.pin(output.task, output.value)
+                self.queued.append((edge.task, edge.page))
+            output.waits -= 1
+            if not output.waits:
+                output.settle()
+
+    def _pause(self, seconds: float) -> None:
+        if self.options.can_pause:
+            self.context.pause(seconds)  # type: ignore[attr-defined]
+        else:
+            time.sleep(seconds)
+
+    def encode(self, plan: TaskPlan, value: Any) -> Any:
+        """The stored form of ``value``: bytes, unless the data store keeps objects."""
         if not self.encoded:
             return value
         try:
@@ -241,3 +390,69 @@ class Executor:
             self.metadata.append(keys.records, records.encode(record))
         except StorageError:
             logger.exception("job %s: cannot report the failure of task %r", keys.job, key)
+
+
+def _measured(value: Any) -> int:
+    """The serialized size of an object a store keeps as is (0 for one that cannot be pickled)."""
+    try:
+        return codec.measure(value)
+    except Exception:
+        return 0
+
+
+class _Output:
+    """A task's output on its way out: measured once, encoded at most once, stored at most once."""
+
+    def __init__(self, executor: Executor, task: int, plan: TaskPlan, value: Any):
+        self._executor, self._plan = executor, plan
+        self.task, self.value = task, value
+        self._size: int | None = None
+        self.stored = False
+        self.waits = 0  # delayed-I/O waits still holding it
+
+    @property
+    def size(self) -> int:
+        """The serialized size (measured without copying big buffers)."""
+        if self._size is None:
+            try:
+                self._size = codec.measure(self.value)
+            except Exception as error:
+                if self._executor.encoded:
+                    raise SerializationError(self._plan.key, error, what="result") from error
+                self._size = 0  # a store that keeps objects never serializes it: no size to speak of
+        return self._size
+
+    def items(self) -> dict[str, Any]:
+        """What to write for it: nothing once it is stored."""
+        if self.stored:
+            return {}
+        stored_form = self._executor.encode(self._plan, self.value)
+        if self._executor.encoded:
+            self._size = len(stored_form)
+        return {self._executor.keys.output(self.task): stored_form}
+
+    def written(self) -> None:
+        """The items were stored (by whoever sent them)."""
+        self.stored = True
+        self._executor.metrics.data_bytes_written += self.size
+
+    def settle(self) -> None:
+        """Its fate is sealed: count it as kept local if the plan would have stored it."""
+        if self._plan.store_output and not self.stored:
+            self._executor.metrics.objects_kept_local += 1
+
+    def store_now(self) -> None:
+        """Write it by itself, unless it is stored already."""
+        items = self.items()
+        if items:
+            self._executor.stores.data.put_many(items)
+            self.written()
+
+
+class _Wait(NamedTuple):
+    """Delayed I/O in progress: ``output`` is held for ``edge``'s dependent until ``deadline``."""
+
+    job: str
+    edge: Edge
+    output: _Output
+    deadline: float

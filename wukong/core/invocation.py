@@ -20,23 +20,36 @@ _PROTOCOL = 5
 _INLINE, _STORED = 0, 1
 
 
+class ExecutorOptions(NamedTuple):
+    """What every executor of a job must know, set by the client and passed on to successors.
+
+    The first four are the compute backend's capabilities (see
+    :class:`~wukong.backends.compute.base.ComputeCapabilities`); the rest come from the
+    configuration's :class:`~wukong.config.LocalitySettings`.
+    """
+
+    max_payload_bytes: int | None = None
+    repeats_deliveries: bool = False
+    bills_duration: bool = False
+    can_pause: bool = False
+    clustering: bool = False
+    big_object_bytes: int = 0
+    delayed_io_seconds: float = 0.0
+    cache_bytes: int = 0
+
+
 class Invocation(NamedTuple):
     """One executor's start: run ``task`` of ``job`` (its plan is on ``page``), using ``stores``.
 
     ``stores`` is the stores' spec (see :meth:`wukong.core.stores.Stores.spec`), so a worker that
-    serves many clients, like a Lambda function, knows where the job lives. The last three fields
-    are the compute backend's capabilities that executors act on (see
-    :class:`~wukong.backends.compute.base.ComputeCapabilities`), set by the client and passed on
-    to every successor.
+    serves many clients, like a Lambda function, knows where the job lives.
     """
 
     job: str
     stores: bytes
     task: int
     page: int
-    max_payload_bytes: int | None = None
-    repeats_deliveries: bool = False
-    bills_duration: bool = False
+    options: ExecutorOptions = ExecutorOptions()
 
     def successor(self, task: int, page: int) -> Invocation:
         """The invocation of ``task`` by this one's executor: same job, stores and platform."""
@@ -55,7 +68,7 @@ def metadata_spec(stores: Stores) -> bytes:
 def encode_payloads(invocations: Sequence[Invocation], stores: Stores) -> list[bytes]:
     """Encode ``invocations``; one over its ``max_payload_bytes`` is stored and sent by reference."""
     payloads = [invocation.encode() for invocation in invocations]
-    limit = invocations[0].max_payload_bytes if invocations else None
+    limit = invocations[0].options.max_payload_bytes if invocations else None
     if limit is None or all(len(payload) <= limit for payload in payloads):
         return payloads
     stored = {}
@@ -86,4 +99,5 @@ def decode_payload(payload: bytes) -> Invocation | None:
         if stored is None:
             return None
         kind, *fields = pickle.loads(stored)
-    return Invocation(*fields)
+    job, stores, task, page, options = fields
+    return Invocation(job, stores, task, page, ExecutorOptions(*options))

@@ -19,10 +19,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from wukong.backends.compute.base import ComputeBackend
+from wukong.config import LocalitySettings
 from wukong.core import codec, records
 from wukong.core.graph import TaskGraph
-from wukong.core.invocation import Invocation, encode_payloads
+from wukong.core.invocation import ExecutorOptions, Invocation, encode_payloads
 from wukong.core.keys import JobKeys
+from wukong.core.metrics import Metrics
 from wukong.core.partition import Plan
 from wukong.core.report import JobReport
 from wukong.core.stores import Stores
@@ -46,10 +48,12 @@ class Job:
         *,
         timeout: float | None,
         cleanup_timeout: float,
+        locality: LocalitySettings,
     ):
         self.graph, self.plan = graph, plan
         self.compute, self.stores, self.stores_spec = compute, stores, stores_spec
         self.timeout, self.cleanup_timeout = timeout, cleanup_timeout
+        self.locality = locality
         self.keys = JobKeys(uuid.uuid4().hex[:16])
         self.report = JobReport(
             job=self.keys.job,
@@ -74,16 +78,18 @@ class Job:
         self.report.seconds["submit"] = time.perf_counter() - started
 
     def _invocation(self, task: int, page: int) -> Invocation:
-        capabilities = self.compute.capabilities
-        return Invocation(
-            self.keys.job,
-            self.stores_spec,
-            task,
-            page,
-            capabilities.max_payload_bytes,
-            capabilities.repeats_deliveries,
-            capabilities.bills_duration,
+        capabilities, locality = self.compute.capabilities, self.locality
+        options = ExecutorOptions(
+            max_payload_bytes=capabilities.max_payload_bytes,
+            repeats_deliveries=capabilities.repeats_deliveries,
+            bills_duration=capabilities.bills_duration,
+            can_pause=capabilities.can_pause,
+            clustering=locality.clustering,
+            big_object_bytes=locality.big_object_bytes,
+            delayed_io_seconds=locality.delayed_io_seconds if locality.delayed_io else 0.0,
+            cache_bytes=locality.cache_bytes if locality.locality_cache else 0,
         )
+        return Invocation(self.keys.job, self.stores_spec, task, page, options)
 
     @property
     def _may_store_payloads(self) -> bool:
@@ -160,6 +166,7 @@ class Job:
             if not compute_broken:
                 self._wait_for_executors()
             self._read_usage()
+            self.report.metrics = Metrics.read(self.stores.metadata, self.keys)
             self.stores.delete(self._metadata_keys(), self._data_keys())
             if self.compute.capabilities.repeats_deliveries:
                 # Claims go last: a repeated delivery that finds its claim taken ends at once; one
@@ -204,11 +211,14 @@ class Job:
         if self.compute.capabilities.bills_duration:
             yield keys.invocations
             yield keys.billed_milliseconds
+        yield from Metrics.keys(keys)
         for page in range(len(plan.pages)):
             yield keys.page(page)
         for task, task_plan in enumerate(plan.tasks):
             if len(task_plan.inputs) > 1:
                 yield keys.counter(task)
+                if self.locality.delayed_io:
+                    yield keys.holders(task)
         if self._may_store_payloads:
             yield from (keys.invocation(task) for task in range(len(plan.tasks)))
 

@@ -38,6 +38,14 @@ class JobKeys:
         """The payload of the invocation that starts at ``task``, when it is too big to send."""
         return f"{ROOT}{self.job}/i/{task}"
 
+    def holders(self, task: int) -> str:
+        """How many executors hold a big input of task ``task``; the first waits for the others."""
+        return f"{ROOT}{self.job}/h/{task}"
+
+    def metric(self, name: str) -> str:
+        """One of the job's metric sums (see :class:`wukong.core.metrics.Metrics`)."""
+        return f"{ROOT}{self.job}/m/{name}"
+
     def claim(self, task: int) -> str:
         """How many deliveries of the invocation that starts at ``task`` have begun.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from wukong.backends.compute.base import Usage
+from wukong.core.metrics import Metrics
 
 
 @dataclass
@@ -22,6 +23,8 @@ class JobReport:
             (store pages, invoke leaves), ``run`` (until the last result or the first error),
             ``collect`` (read results), ``cleanup`` (remove the job's keys).
         error: the error's type and message, when the job failed.
+        metrics: bytes written and read, objects kept local, reads avoided (filled when the job's
+            keys are removed).
         usage: invocations, billed time and estimated cost, on a compute backend that bills by
             duration (AWS Lambda); ``None`` elsewhere.
 
@@ -35,6 +38,7 @@ class JobReport:
     storage: str
     seconds: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    metrics: Metrics = field(default_factory=Metrics)
     usage: Usage | None = None
 
     @property

@@ -234,6 +234,21 @@ class StorageConformance(ObjectConformance):
         ]
         assert store.get(prefix + "o") == b"x"
 
+    def test_counting_bits_changes_nothing(self, store: StorageBackend, prefix: str) -> None:
+        key = prefix + "c"
+        assert store.count_bits(key) == 0
+        assert store.list_keys(prefix) == [], "counting a missing counter created it"
+        store.set_bit_and_count(key, 5)
+        store.set_bit_and_count(key, 900)
+        assert store.count_bits(key) == store.count_bits(key) == 2
+        assert store.set_bit_and_count(key, 6) == 3
+
+    def test_increment_many_applies_every_amount(self, store: StorageBackend, prefix: str) -> None:
+        store.increment(prefix + "live", 3)
+        store.increment_many({prefix + "a": 5, prefix + "b": 7, prefix + "live": -1})
+        store.increment_many({prefix + "a": 1})
+        assert [store.increment(prefix + name, 0) for name in ("a", "b", "live")] == [6, 7, 2]
+
     def test_counters_under_concurrent_workers(self, store: StorageBackend, prefix: str) -> None:
         key, bits = prefix + "c", list(range(64))
         shares = [bits[worker::_WORKERS] for worker in range(_WORKERS)]
@@ -304,10 +319,11 @@ class DataStoreConformance(ObjectConformance):
         [
             lambda store: store.set_bit_and_count("wukong-conformance/c", 0),
             lambda store: store.increment("wukong-conformance/n", 1),
+            lambda store: store.count_bits("wukong-conformance/c"),
             lambda store: store.append("wukong-conformance/r", b"x"),
             lambda store: store.pop_all("wukong-conformance/r", 0.1),
         ],
-        ids=["set_bit_and_count", "increment", "append", "pop_all"],
+        ids=["set_bit_and_count", "increment", "count_bits", "append", "pop_all"],
     )
     def test_refuses_counters_saying_why(self, store: StorageBackend, operation: Any) -> None:
         with pytest.raises(StorageError, match="no atomic counters"):

@@ -19,7 +19,8 @@ class ExecutorContext(Protocol):
     """What a worker gives the executor it runs: a way to invoke more executors, and a clock.
 
     What else the executor must know of the platform (payload limit, repeated deliveries, billing)
-    travels in each invocation, from the backend's :class:`ComputeCapabilities`.
+    travels in each invocation, from the backend's :class:`ComputeCapabilities`. A backend that
+    declares ``can_pause`` also gives its contexts a ``pause(seconds)`` method.
     """
 
     def invoke(self, payloads: Sequence[bytes]) -> None:
@@ -47,6 +48,8 @@ class ComputeCapabilities:
             ends without running anything.
         bills_duration: the platform bills executors by run time, so each adds its own to the
             job's usage, which :meth:`ComputeBackend.usage` prices.
+        can_pause: the executor context's ``pause(seconds)`` lets the worker run other
+            invocations while an executor waits (delayed I/O); without it a waiting executor sleeps.
         lost_after_seconds: the longest an invocation can run, the platform's own retries
             included. A job whose executors show no sign of life for longer has lost one (the
             platform gave up on it), and fails instead of waiting forever. ``None`` when the
@@ -58,6 +61,7 @@ class ComputeCapabilities:
     max_payload_bytes: int | None = None
     repeats_deliveries: bool = False
     bills_duration: bool = False
+    can_pause: bool = False
     lost_after_seconds: float | None = None
 
 

@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import queue
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -51,11 +52,21 @@ class LocalOptions(BackendOptions):
     blas_threads: int | None = Field(default=1, ge=1)
 
 
-class _QueueContext:
-    """The executor context of a local worker: invoking is putting on the shared queue."""
+_MAX_NESTED = 32  # executors one worker holds in delayed I/O while it runs others (stack depth)
 
-    def __init__(self, invocations: Any):
+
+class _QueueContext:
+    """The executor context of a local worker: invoking is putting on the shared queue.
+
+    While an executor waits (delayed I/O), ``pause`` runs the next queued invocation in the same
+    worker, so a pool of two processes is not blocked by two waiting executors: each waits while
+    the work it waits for runs, as it would on Lambda, where every executor has its own container.
+    """
+
+    def __init__(self, invocations: Any, handler: InvocationHandler):
         self._invocations = invocations
+        self._handler = handler
+        self._nested = 0
 
     def invoke(self, payloads: Sequence[bytes]) -> None:
         put = self._invocations.put
@@ -65,17 +76,40 @@ class _QueueContext:
     def remaining_seconds(self) -> float | None:
         return None
 
+    def pause(self, seconds: float) -> None:
+        """Run one queued invocation if one comes within ``seconds``; else just wait."""
+        if self._nested >= _MAX_NESTED:
+            time.sleep(seconds)
+            return
+        try:
+            payload = self._invocations.get(timeout=seconds)
+        except queue.Empty:
+            return
+        if payload is _STOP:
+            self._invocations.put(_STOP)  # for the worker's own loop, once this executor ends
+            time.sleep(seconds)
+            return
+        self._nested += 1
+        try:
+            _run(payload, self._handler, self)
+        finally:
+            self._nested -= 1
+
+
+def _run(payload: bytes, handler: InvocationHandler, context: _QueueContext) -> None:
+    try:
+        handler(payload, context)
+    except Exception:
+        # The handler reports task and storage errors to the job itself; an error that escapes
+        # it is a bug in wukong, logged so the worker stays up for the next invocation.
+        logger.exception("executor failed outside any task")
+
 
 def _serve(invocations: Any, handler: InvocationHandler) -> None:
     """Run payloads from the queue until the stop marker arrives."""
-    context = _QueueContext(invocations)
+    context = _QueueContext(invocations, handler)
     while (payload := invocations.get()) is not _STOP:
-        try:
-            handler(payload, context)
-        except Exception:
-            # The handler reports task and storage errors to the job itself; an error that escapes
-            # it is a bug in wukong, logged so the worker stays up for the next invocation.
-            logger.exception("executor failed outside any task")
+        _run(payload, handler, context)
 
 
 def _process_main(invocations: Any, handler: InvocationHandler, blas_threads: int | None) -> None:
@@ -94,7 +128,7 @@ class LocalCompute(ComputeBackend):
     def __init__(self, **options: Any):
         super().__init__(**options)
         threads = self.options.mode == "threads"
-        self.capabilities = ComputeCapabilities(runs_in_client_process=threads)
+        self.capabilities = ComputeCapabilities(runs_in_client_process=threads, can_pause=True)
         self._workers: list[Any] = []
         self._invocations: Any = None
 

@@ -136,6 +136,13 @@ class StorageBackend(ABC):
         """
         raise self._no_counters()
 
+    def count_bits(self, key: str) -> int:
+        """Return how many bits of the counter ``key`` are set (0 when missing), changing nothing.
+
+        Delayed I/O polls a dependent's counter with it.
+        """
+        raise self._no_counters()
+
     def put_and_count(self, items: Mapping[str, Any], counters: Sequence[tuple[str, int]]) -> list[int]:
         """Store ``items``, then set bit ``bit`` of each ``(counter, bit)`` and return the counts.
 
@@ -154,6 +161,11 @@ class StorageBackend(ABC):
         stop at zero. ``increment(key, 0)`` reads a counter without creating it.
         """
         raise self._no_counters()
+
+    def increment_many(self, amounts: Mapping[str, int]) -> None:
+        """Apply several :meth:`increment` calls, in order; stores that batch them override this."""
+        for key, amount in amounts.items():
+            self.increment(key, amount)
 
     def append(self, key: str, record: bytes) -> None:
         """Append ``record`` to the list ``key``."""

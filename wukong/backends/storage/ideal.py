@@ -88,6 +88,12 @@ class IdealStorage(StorageBackend):
             bits.add(bit)
             return len(bits)
 
+    def count_bits(self, key: str) -> int:
+        """The size of the counter's set."""
+        with self._changed:
+            bits = self._bits.get(key)
+            return len(bits) if bits else 0
+
     def increment(self, key: str, amount: int) -> int:
         """Add to the integer under ``key``."""
         with self._changed:

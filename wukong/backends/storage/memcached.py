@@ -292,6 +292,12 @@ class MemcachedStorage(StorageBackend):
                 return count
 
     @_translated
+    def count_bits(self, key: str) -> int:
+        """Read the bitmap item and count its bits."""
+        value = self._client.get(key)
+        return 0 if value is None else int.from_bytes(value, "little").bit_count()
+
+    @_translated
     def increment(self, key: str, amount: int) -> int:
         """``incr`` or ``decr`` (never below zero); ``add`` creates the counter."""
         client = self._client

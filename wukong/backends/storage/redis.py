@@ -140,6 +140,19 @@ class RedisStorage(StorageBackend):
         return int(self._set_bit_and_count(keys=[key], args=[bit]))
 
     @translated
+    def count_bits(self, key: str) -> int:
+        """BITCOUNT."""
+        return int(self._client.bitcount(key))
+
+    @translated
+    def increment_many(self, amounts: Mapping[str, int]) -> None:
+        """INCRBY each, in one pipeline (in order)."""
+        pipe = self._client.pipeline(transaction=False)
+        for key, amount in amounts.items():
+            pipe.incrby(key, amount)
+        pipe.execute()
+
+    @translated
     def put_and_count(self, items: Mapping[str, bytes], counters: Sequence[tuple[str, int]]) -> list[int]:
         """One pipeline: the writes, then the counter scripts; Redis runs them in this order."""
         pipe = self._client.pipeline(transaction=False)

@@ -95,6 +95,18 @@ class ShardedRedisStorage(StorageBackend):
         """The counter's shard sets the bit and counts."""
         return self.shard_of(key).set_bit_and_count(key, bit)
 
+    def count_bits(self, key: str) -> int:
+        """BITCOUNT on the counter's shard."""
+        return self.shard_of(key).count_bits(key)
+
+    def increment_many(self, amounts: Mapping[str, int]) -> None:
+        """One pipeline per shard, each in order; a key's increments stay on its shard, in order."""
+        grouped: dict[RedisStorage, dict[str, int]] = defaultdict(dict)
+        for key, amount in amounts.items():
+            grouped[self.shard_of(key)][key] = amount
+        for shard, batch in grouped.items():
+            shard.increment_many(batch)
+
     def put_and_count(self, items: Mapping[str, bytes], counters: Sequence[tuple[str, int]]) -> list[int]:
         """Write every object (acknowledged), then set the counters' bits, shard by shard."""
         shards = {self.shard_of(key) for key in items} | {self.shard_of(key) for key, _ in counters}
