@@ -407,12 +407,15 @@ class _Output:
         self._executor, self._plan = executor, plan
         self.task, self.value = task, value
         self._size: int | None = None
+        self._stored_form: Any = MISSING
         self.stored = False
         self.waits = 0  # delayed-I/O waits still holding it
 
     @property
     def size(self) -> int:
         """The serialized size (measured without copying big buffers)."""
+        if self._size is None and self._executor.encoded and self._plan.store_output:
+            self._encode()  # the plan stores it unless it turns out big: serialize once, measure that
         if self._size is None:
             try:
                 self._size = codec.measure(self.value)
@@ -426,10 +429,14 @@ class _Output:
         """What to write for it: nothing once it is stored."""
         if self.stored:
             return {}
-        stored_form = self._executor.encode(self._plan, self.value)
-        if self._executor.encoded:
-            self._size = len(stored_form)
-        return {self._executor.keys.output(self.task): stored_form}
+        return {self._executor.keys.output(self.task): self._encode()}
+
+    def _encode(self) -> Any:
+        if self._stored_form is MISSING:
+            self._stored_form = self._executor.encode(self._plan, self.value)
+            if self._executor.encoded:
+                self._size = len(self._stored_form)
+        return self._stored_form
 
     def written(self) -> None:
         """The items were stored (by whoever sent them)."""

@@ -7,7 +7,7 @@ live, just before it removes the job's keys.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 from wukong.backends.storage.base import StorageBackend
 from wukong.core.keys import JobKeys
@@ -44,7 +44,7 @@ class Metrics:
 
     def increments(self, job: JobKeys) -> dict[str, int]:
         """What to add to the job's counters: the non-zero figures."""
-        return {job.metric(name): value for name, value in asdict(self).items() if value}
+        return {job.metric(name): value for name, value in vars(self).items() if value}
 
     @classmethod
     def read(cls, metadata: StorageBackend, job: JobKeys) -> Metrics:

@@ -19,6 +19,12 @@ redis.call('SETBIT', KEYS[1], ARGV[1], 1)
 return redis.call('BITCOUNT', KEYS[1])
 """
 
+INCREMENT_MANY = """
+for index, key in ipairs(KEYS) do
+    redis.call('INCRBY', key, ARGV[index])
+end
+"""
+
 _DELETE_BATCH = 10_000
 REDIS_MAX_BULK = 512 * 1024 * 1024
 
@@ -146,11 +152,8 @@ class RedisStorage(StorageBackend):
 
     @translated
     def increment_many(self, amounts: Mapping[str, int]) -> None:
-        """INCRBY each, in one pipeline (in order)."""
-        pipe = self._client.pipeline(transaction=False)
-        for key, amount in amounts.items():
-            pipe.incrby(key, amount)
-        pipe.execute()
+        """INCRBY each, in order, in one script: one command costs less than a pipeline of several."""
+        self._client.execute_command("EVAL", INCREMENT_MANY, len(amounts), *amounts, *amounts.values())
 
     @translated
     def put_and_count(self, items: Mapping[str, bytes], counters: Sequence[tuple[str, int]]) -> list[int]:

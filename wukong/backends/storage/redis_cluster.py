@@ -51,6 +51,14 @@ class RedisClusterStorage(RedisStorage):
         return self._client.mget_nonatomic(list(keys))
 
     @translated
+    def increment_many(self, amounts: Mapping[str, int]) -> None:
+        """INCRBY each in one cluster pipeline: a script cannot span hash slots."""
+        pipe = self._client.pipeline()
+        for key, amount in amounts.items():
+            pipe.incrby(key, amount)
+        pipe.execute()
+
+    @translated
     def put_and_count(self, items: Mapping[str, bytes], counters: Sequence[tuple[str, int]]) -> list[int]:
         """The writes (every node acknowledges), then the counter scripts, each phase one pipeline."""
         if items:
