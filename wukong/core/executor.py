@@ -207,8 +207,8 @@ class Executor:
             task, page = self.queued.pop()
             plan = _pages.task(self.stores, self.keys, page, task, self.metrics)
             try:
-                value = self._compute(task, plan, self.cache)
-                here = self._hand_off(task, plan, value, self.cache)
+                value = self._compute(task, plan)
+                here = self._hand_off(task, plan, value)
             except (TaskFailed, JobFailed):
                 raise
             except Exception as error:
@@ -216,11 +216,11 @@ class Executor:
             # Run them in preference order: the first is popped first.
             self.queued.extend((edge.task, edge.page) for edge in reversed(here))
 
-    def _compute(self, task: int, plan: TaskPlan, cache: LocalityCache) -> Any:
+    def _compute(self, task: int, plan: TaskPlan) -> Any:
         inputs = {}
         missing = []
         for index, key in zip(plan.inputs, plan.input_keys, strict=True):
-            value = cache.get(index)
+            value = self.cache.get(index)
             if value is MISSING:
                 missing.append((index, key))
             else:
@@ -246,10 +246,10 @@ class Executor:
         except Exception as error:
             raise TaskFailed(task, plan.key, error) from error
         for index in plan.inputs:
-            cache.used(index)
+            self.cache.used(index)
         return value
 
-    def _hand_off(self, task: int, plan: TaskPlan, value: Any, cache: LocalityCache) -> list[Edge]:
+    def _hand_off(self, task: int, plan: TaskPlan, value: Any) -> list[Edge]:
         """Store, count and invoke as the protocol says; return the dependents to run here."""
         options = self.options
         output = _Output(self, task, plan, value)
@@ -284,7 +284,7 @@ class Executor:
             output.settle()
         reusable = any(edge.task not in complete for edge in fan_ins) and options.cache_bytes > 0
         if here or reusable:
-            cache.hold(task, value, output.size if reusable else 0, len(here), reusable)
+            self.cache.hold(task, value, output.size if reusable else 0, len(here), reusable)
         return here
 
     def _count(self, output: _Output, edges: list[Edge], store: bool) -> set[int]:

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -174,10 +173,3 @@ class Invoker:
 
 def _code(error: ClientError) -> str:
     return error.response.get("Error", {}).get("Code", "")
-
-
-def describe_error(error: Any) -> str:
-    """One line for an AWS error, for logs."""
-    if isinstance(error, ClientError):
-        return f"{_code(error)}: {error.response.get('Error', {}).get('Message', '')}"
-    return f"{type(error).__name__}: {error}"
