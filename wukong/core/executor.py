@@ -59,8 +59,6 @@ from wukong.errors import SerializationError, StorageError
 
 logger = logging.getLogger("wukong.executor")
 
-_MISSING = object()
-
 
 class JobFailed(Exception):
     """Internal: another executor reported a failure; this one stops."""
