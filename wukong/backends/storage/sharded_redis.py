@@ -100,12 +100,21 @@ class ShardedRedisStorage(StorageBackend):
         return self.shard_of(key).count_bits(key)
 
     def increment_many(self, amounts: Mapping[str, int]) -> None:
-        """One pipeline per shard, each in order; a key's increments stay on its shard, in order."""
-        grouped: dict[RedisStorage, dict[str, int]] = defaultdict(dict)
+        """One script per run of consecutive keys on one shard, the runs in order.
+
+        The order across keys matters: executors send their metrics before their count-out, and
+        the client reads the metrics once the count reaches zero.
+        """
+        run: dict[str, int] = {}
+        run_shard: RedisStorage | None = None
         for key, amount in amounts.items():
-            grouped[self.shard_of(key)][key] = amount
-        for shard, batch in grouped.items():
-            shard.increment_many(batch)
+            shard = self.shard_of(key)
+            if run and shard is not run_shard:
+                run_shard.increment_many(run)  # type: ignore[union-attr]
+                run = {}
+            run[key], run_shard = amount, shard
+        if run:
+            run_shard.increment_many(run)  # type: ignore[union-attr]
 
     def put_and_count(self, items: Mapping[str, bytes], counters: Sequence[tuple[str, int]]) -> list[int]:
         """Write every object (acknowledged), then set the counters' bits, shard by shard."""
