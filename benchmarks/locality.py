@@ -56,7 +56,7 @@ def measure(client: wukong.Client, built: tuple[Any, ...], expected: Any, repeat
         started = time.perf_counter()
         compute(built, client.get)
         times.append(time.perf_counter() - started)
-    return {"seconds": statistics.median(times), **asdict(client.last_job.metrics)}
+    return {"seconds": statistics.median(times), **asdict(client.last_job.metrics.totals)}
 
 
 def main() -> None:

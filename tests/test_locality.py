@@ -46,7 +46,7 @@ def fan_out_graph():
 def test_delayed_io_keeps_a_big_input_out_of_storage(client):
     graph = fan_in_graph()
     assert client.get(graph, ["d", "e"]) == dask.get(graph, ["d", "e"]) == (2 * BIG, 2 * BIG)
-    metrics = client.last_job.metrics
+    metrics = client.last_job.metrics.totals
     # The big array's executor waited for the small inputs and ran both dependents itself.
     assert metrics.objects_kept_local == 1
     assert metrics.data_bytes_written < 10_000
@@ -57,7 +57,7 @@ def test_clustering_runs_a_big_outputs_dependents_in_its_executor(client):
     graph = fan_out_graph()
     keys = [f"d{i}" for i in range(3)]
     assert client.get(graph, keys) == dask.get(graph, keys)
-    metrics = client.last_job.metrics
+    metrics = client.last_job.metrics.totals
     assert metrics.objects_kept_local == 1 and metrics.data_bytes_written < 10_000
     assert metrics.reads_avoided == 3
 
@@ -73,10 +73,10 @@ def test_each_switch_turns_its_optimisation_off(redis_url, locality, written_big
         keys = [f"d{i}" for i in range(3)]
         assert client.get(graph, keys) == dask.get(graph, keys)
         # Delayed I/O alone does not help a fan-out: its dependents are invoked and read the array.
-        assert (client.last_job.metrics.data_bytes_written > BIG * 8) is written_big
+        assert (client.last_job.metrics.totals.data_bytes_written > BIG * 8) is written_big
         graph = fan_in_graph()
         assert client.get(graph, ["d", "e"]) == (2 * BIG, 2 * BIG)
-        kept = client.last_job.metrics.objects_kept_local
+        kept = client.last_job.metrics.totals.objects_kept_local
         assert kept == (1 if locality.get("delayed_io", True) else 0)
 
 
@@ -87,7 +87,7 @@ def test_delayed_io_gives_up_on_time_and_writes_first(redis_url):
     with wukong.Client(storage=redis_url, **settings) as client:
         graph = fan_in_graph(slow_seconds=2.0)
         assert client.get(graph, ["d", "e"]) == dask.get(graph, ["d", "e"])
-        metrics = client.last_job.metrics
+        metrics = client.last_job.metrics.totals
     assert metrics.delayed_io_timeouts == 1
     assert metrics.data_bytes_written > BIG * 8  # written when the wait ran out
 
@@ -96,7 +96,7 @@ def test_metrics_count_the_plain_protocols_traffic(redis_url):
     with wukong.Client(storage=redis_url, locality=OFF) as client:
         graph = {"a": (np.arange, 1000), "b": (operator.mul, "a", 2), "c": (operator.add, "a", "b")}
         np.testing.assert_array_equal(client.get(graph, "c"), np.arange(1000) * 3)
-        metrics = client.last_job.metrics
+        metrics = client.last_job.metrics.totals
     # "a" is stored (two dependents), and so is the result "c"; "b" becomes "c" with a's array in
     # memory and reads nothing; whoever completes c's counter reads the other input.
     assert 2 * 8000 < metrics.data_bytes_written < 3 * 9000

@@ -1,4 +1,4 @@
-"""The ``wukong`` command: ``demo``, ``bench``, ``plugins`` and ``lambda deploy|serve``."""
+"""The ``wukong`` command: ``demo``, ``bench``, ``report``, ``plugins`` and ``lambda deploy|serve``."""
 
 from __future__ import annotations
 
@@ -45,6 +45,9 @@ def _demo(args: argparse.Namespace) -> int:
             f"SVD of a {args.rows}x100 array: top singular values {np.round(values[:3], 3)} "
             f"in {elapsed:.3f} s; matches dask's synchronous scheduler: {agrees}"
         )
+        if args.report:
+            client.last_job.save(args.report)
+            print(f"the SVD job's report is in {args.report} (draw it with: wukong report {args.report})")
     return 0 if total == expected and agrees else 1
 
 
@@ -52,6 +55,18 @@ def _bench(args: argparse.Namespace) -> int:
     from wukong.bench import run_from_arguments
 
     return run_from_arguments(args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from wukong.core.report import JobReport
+    from wukong.report import write_report
+
+    output = args.output or str(Path(args.job).with_suffix(".html"))
+    write_report(JobReport.load(args.job), output)
+    print(f"wrote {output}")
+    return 0
 
 
 def _plugins(args: argparse.Namespace) -> int:
@@ -159,12 +174,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--leaves", type=int, default=1024, help="numbers in the tree reduction")
     demo.add_argument("--rows", type=int, default=200_000, help="rows of the tall-and-skinny array")
     demo.add_argument("--storage", help="a store name or URL instead of the configured one")
+    demo.add_argument("--report", metavar="JOB.json", help="save the SVD job's report there")
     demo.set_defaults(run=_demo)
     bench = commands.add_parser("bench", help="time wukong beside Dask's engines on the paper's workloads")
     from wukong.bench import add_arguments
 
     add_arguments(bench)
     bench.set_defaults(run=_bench)
+    report = commands.add_parser(
+        "report", help="draw a saved job report: task stream and summary, as HTML or PNG"
+    )
+    report.add_argument("job", metavar="JOB.json", help="a report saved by JobReport.save")
+    report.add_argument("-o", "--output", help="report.html or report.png (default: JOB.html)")
+    report.set_defaults(run=_report)
     plugins = commands.add_parser("plugins", help="list every backend found and where it came from")
     plugins.set_defaults(run=_plugins)
     _add_lambda_commands(commands)

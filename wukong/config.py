@@ -9,7 +9,7 @@ and the defaults. The model is validated when built and frozen after.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import (
@@ -53,6 +53,25 @@ class LocalitySettings(BaseModel):
     cache_bytes: int = Field(default=2**30, ge=0)
 
 
+class MonitoringSettings(BaseModel):
+    """What a job shows while it runs and records for later (see ``docs/monitoring.md``).
+
+    Attributes:
+        progress: a progress bar on standard error for jobs that run over a second; ``None``
+            shows it only when standard error is a terminal.
+        task_records: executors record when each task read, computed, wrote and invoked
+            (``client.last_job.metrics.tasks``, ``wukong report``).
+        log_lines: how many of an executor's last log lines a failed task's error carries.
+
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    progress: bool | None = None
+    task_records: bool = True
+    log_lines: int = Field(default=100, ge=0)
+
+
 class WukongConfig(BaseSettings):
     """Everything a client needs to know; see ``docs/configuration.md``.
 
@@ -72,6 +91,10 @@ class WukongConfig(BaseSettings):
             before it removes the job's keys.
         page_tasks: tasks per stored schedule page.
         locality: big-object optimisations (:class:`LocalitySettings`).
+        monitoring: progress bar, task records and executor logs (:class:`MonitoringSettings`).
+        scheduling: ``decentralized`` (executors schedule each other: wukong) or ``centralized``
+            (the client invokes one executor per ready task: the PDSW'19 strawman, for
+            experiments only).
 
     """
 
@@ -93,6 +116,8 @@ class WukongConfig(BaseSettings):
     cleanup_timeout: float = Field(default=30.0, ge=0)
     page_tasks: int = Field(default=1024, ge=1)
     locality: LocalitySettings = Field(default_factory=LocalitySettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    scheduling: Literal["decentralized", "centralized"] = "decentralized"
 
     @classmethod
     def settings_customise_sources(

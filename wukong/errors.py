@@ -46,14 +46,18 @@ class TaskError(WukongError):
         key: the key of the task that failed.
         exception_type: the name of the original exception's type.
         remote_traceback: the traceback as formatted in the executor.
+        logs: the executor's last log lines before the failure (empty when none were kept).
 
     """
 
-    def __init__(self, key: Hashable, exception_type: str, message: str, remote_traceback: str):
+    def __init__(
+        self, key: Hashable, exception_type: str, message: str, remote_traceback: str, logs: str = ""
+    ):
         super().__init__(f"task {key!r} raised {exception_type}: {message}")
         self.key = key
         self.exception_type = exception_type
         self.remote_traceback = remote_traceback
+        self.logs = logs
 
 
 class SerializationError(WukongError, TypeError):

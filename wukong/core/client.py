@@ -97,6 +97,8 @@ class Client:
             timeout=self.config.timeout,
             cleanup_timeout=self.config.cleanup_timeout,
             locality=self.config.locality,
+            monitoring=self.config.monitoring,
+            centralized=self.config.scheduling == "centralized",
         )
         job.report.seconds.update(graph=built - started, partition=partitioned - built)
         error: BaseException | None = None

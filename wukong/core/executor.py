@@ -36,6 +36,13 @@ On a platform that may deliver an invocation twice, each delivery first claims i
 repeated one ends at once, and so does one that arrives after its job has ended (the job's live count
 is zero then, since the first delivery was counted in before it was invoked). On a platform that
 bills by duration, each executor adds its run time to the job's usage before it counts itself out.
+
+For experiments only, ``centralized`` options turn the executor into the PDSW'19 strawman's worker:
+it runs its one task, stores the output and tells the client, which invokes the dependents.
+
+Each executor also keeps a timeline of its tasks (see :mod:`wukong.core.timeline`) and its last
+log lines; it stores the timeline with its metrics and count-out, in one round trip, and a failed
+task's error record carries the log lines.
 """
 
 from __future__ import annotations
@@ -44,17 +51,18 @@ import logging
 import math
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Any, NamedTuple
 
 from wukong.backends.compute.base import ExecutorContext
-from wukong.core import codec, records
+from wukong.core import codec, logs, records
 from wukong.core.invocation import Invocation, decode_payload, encode_payloads
 from wukong.core.keys import JobKeys
 from wukong.core.locality import MISSING, LocalityCache
 from wukong.core.metrics import Metrics
 from wukong.core.partition import Edge, TaskPlan
 from wukong.core.stores import Stores, open_stores
+from wukong.core.timeline import ExecutorTimeline
 from wukong.errors import SerializationError, StorageError
 
 logger = logging.getLogger("wukong.executor")
@@ -133,7 +141,9 @@ class Executor:
     ):
         self.invocation = invocation
         self.options = invocation.options
-        self.metrics = Metrics()
+        self.metrics = Metrics(executors=1)
+        self.timeline = ExecutorTimeline(invocation.task, self.options.task_records)
+        self.log_lines: deque[str] | None = None
         self.cache = LocalityCache(self.options.cache_bytes)
         self.queued: list[tuple[int, int]] = []  # (task, page) to run here, the next one last
         self.stores = stores
@@ -150,7 +160,8 @@ class Executor:
             return
         started = time.perf_counter()
         try:
-            self._run_chain(self.invocation.task, self.invocation.page)
+            with logs.captured(self.options.log_lines) as self.log_lines:
+                self._run_chain(self.invocation.task, self.invocation.page)
         except JobFailed:
             self._drop_waits()
         except TaskFailed as failure:
@@ -160,15 +171,17 @@ class Executor:
             self._drop_waits()
             self._report(self.invocation.task, None, error)
         finally:
-            # Metrics (and billing) first, then the count out, in one batch: the client reads the
-            # sums only once the live count is zero.
+            # Task records, metrics (and billing) first, then the count out, in one batch: the
+            # client reads them only once the live count is zero.
+            timeline = self.timeline.encode()
+            items = {keys.task_records(self.invocation.task): timeline} if timeline else {}
             counters = self.metrics.increments(keys)
             if self.options.bills_duration:
                 counters[keys.billed_milliseconds] = math.ceil((time.perf_counter() - started) * 1000)
                 counters[keys.invocations] = 1
             counters[keys.live_executors] = -1
             try:
-                self.metadata.increment_many(counters)
+                self.metadata.put_and_increment(items, counters)
             except StorageError:
                 logger.exception("job %s: cannot count this executor out", keys.job)
 
@@ -215,8 +228,10 @@ class Executor:
             self.queued.extend((edge.task, edge.page) for edge in reversed(here))
 
     def _compute(self, task: int, plan: TaskPlan) -> Any:
+        self.timeline.start(task)
         inputs = {}
         missing = []
+        nbytes = 0
         for index, key in zip(plan.inputs, plan.input_keys, strict=True):
             value = self.cache.get(index)
             if value is MISSING:
@@ -237,20 +252,32 @@ class Executor:
                         f"input {key!r} of task {plan.key!r} is missing from "
                         f"{self.stores.data.describe()} (job {keys.job})"
                     )
-                self.metrics.data_bytes_read += len(blob) if self.encoded else _measured(blob)
+                nbytes += len(blob) if self.encoded else _measured(blob)
                 inputs[key] = codec.loads(blob) if self.encoded else blob
+            self.metrics.data_bytes_read += nbytes
+        self.timeline.read(task, nbytes)
+        self.transfer_time(nbytes)
         try:
             value = plan.node(inputs)
         except Exception as error:
             raise TaskFailed(task, plan.key, error) from error
+        self.metrics.tasks_run += 1
+        self.timeline.computed(task)
         for index in plan.inputs:
             self.cache.used(index)
         return value
+
+    def transfer_time(self, nbytes: int) -> None:
+        """Wait as long as moving ``nbytes`` takes on a platform that limits bandwidth."""
+        if nbytes and self.options.storage_bytes_per_second:
+            time.sleep(nbytes / self.options.storage_bytes_per_second)
 
     def _hand_off(self, task: int, plan: TaskPlan, value: Any) -> list[Edge]:
         """Store, count and invoke as the protocol says; return the dependents to run here."""
         options = self.options
         output = _Output(self, task, plan, value)
+        if options.centralized:
+            return self._report_done(task, plan, output)
         big = bool(plan.dependents) and (options.clustering or options.delayed_io_seconds > 0)
         big = big and output.size >= options.big_object_bytes
         fan_ins = [edge for edge in plan.dependents if edge.fan_in > 1]
@@ -274,16 +301,27 @@ class Executor:
         here += waited
         if others:
             output.store_now()
+        self.timeline.written(task)
+        if others:
             # Counted before they start, so the live count never reads zero while they run.
             self.metadata.increment(self.keys.live_executors, len(others))
             invocations = [self.invocation.successor(e.task, e.page) for e in others]
             self.context.invoke(encode_payloads(invocations, self.stores))
+            self.timeline.invoked(task, len(others))
         if not output.waits:
             output.settle()
         reusable = any(edge.task not in complete for edge in fan_ins) and options.cache_bytes > 0
         if here or reusable:
             self.cache.hold(task, value, output.size if reusable else 0, len(here), reusable)
         return here
+
+    def _report_done(self, task: int, plan: TaskPlan, output: _Output) -> list[Edge]:
+        """Centralized scheduling (the strawman): store the output, tell the client, run nothing."""
+        if plan.dependents or plan.is_result:
+            output.store_now()
+        self.metadata.append(self.keys.records, records.encode(records.DoneRecord(task)))
+        self.timeline.written(task)
+        return []
 
     def _count(self, output: _Output, edges: list[Edge], store: bool) -> set[int]:
         """Write the output if ``store`` (first), set the edges' bits; return completed dependents."""
@@ -382,7 +420,8 @@ class Executor:
 
     def _report(self, task: int, key: Any, error: BaseException) -> None:
         keys = self.keys
-        record = records.ErrorRecord.from_exception(task, key, error)
+        logged = "\n".join(self.log_lines or ())
+        record = records.ErrorRecord.from_exception(task, key, error, logged)
         try:
             self.metadata.put(keys.failed, b"1")
             self.metadata.append(keys.records, records.encode(record))
@@ -440,6 +479,8 @@ class _Output:
         """The items were stored (by whoever sent them)."""
         self.stored = True
         self._executor.metrics.data_bytes_written += self.size
+        self._executor.timeline.wrote(self.task, self.size)
+        self._executor.transfer_time(self.size)
 
     def settle(self) -> None:
         """Its fate is sealed: count it as kept local if the plan would have stored it."""

@@ -25,7 +25,8 @@ class ExecutorOptions(NamedTuple):
 
     The first four are the compute backend's capabilities (see
     :class:`~wukong.backends.compute.base.ComputeCapabilities`); the rest come from the
-    configuration's :class:`~wukong.config.LocalitySettings`.
+    configuration's :class:`~wukong.config.LocalitySettings` and
+    :class:`~wukong.config.MonitoringSettings`.
     """
 
     max_payload_bytes: int | None = None
@@ -36,6 +37,10 @@ class ExecutorOptions(NamedTuple):
     big_object_bytes: int = 0
     delayed_io_seconds: float = 0.0
     cache_bytes: int = 0
+    task_records: bool = False
+    log_lines: int = 0
+    storage_bytes_per_second: float | None = None
+    centralized: bool = False
 
 
 class Invocation(NamedTuple):

@@ -5,6 +5,9 @@ only waits on the job's record list (a blocking pop where the store has one), fa
 error record, checks the compute backend's health while it waits, reads the requested outputs in one
 batch, and finally removes every key the job could have written, after the last executor has ended.
 
+While it waits, it reads how many tasks have run for the progress bar. At the end it reads the
+executors' metrics and task records into the job's report.
+
 On a platform that can lose an invocation without telling (AWS Lambda gives up on an event after its
 retries), the client also watches the job's live count and records: silence for longer than an
 invocation can last fails the job with :class:`~wukong.errors.ComputeError` instead of a hang.
@@ -12,6 +15,7 @@ invocation can last fails the job with :class:`~wukong.errors.ComputeError` inst
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -19,15 +23,18 @@ from collections.abc import Iterator
 from typing import Any
 
 from wukong.backends.compute.base import ComputeBackend
-from wukong.config import LocalitySettings
+from wukong.config import LocalitySettings, MonitoringSettings
 from wukong.core import codec, records
+from wukong.core.centralized import CentralScheduler
 from wukong.core.graph import TaskGraph
 from wukong.core.invocation import ExecutorOptions, Invocation, encode_payloads
 from wukong.core.keys import JobKeys
 from wukong.core.metrics import Metrics
 from wukong.core.partition import Plan
+from wukong.core.progress import Progress
 from wukong.core.report import JobReport
 from wukong.core.stores import Stores
+from wukong.core.summary import JobMetrics
 from wukong.errors import ComputeError, JobTimeoutError, SerializationError, StorageError
 
 logger = logging.getLogger("wukong.job")
@@ -49,11 +56,14 @@ class Job:
         timeout: float | None,
         cleanup_timeout: float,
         locality: LocalitySettings,
+        monitoring: MonitoringSettings,
+        centralized: bool = False,
     ):
         self.graph, self.plan = graph, plan
         self.compute, self.stores, self.stores_spec = compute, stores, stores_spec
         self.timeout, self.cleanup_timeout = timeout, cleanup_timeout
-        self.locality = locality
+        self.locality, self.monitoring = locality, monitoring
+        self.central = CentralScheduler(plan) if centralized else None
         self.keys = JobKeys(uuid.uuid4().hex[:16])
         self.report = JobReport(
             job=self.keys.job,
@@ -70,12 +80,16 @@ class Job:
         keys, plan = self.keys, self.plan
         metadata = self.stores.metadata
         metadata.put_many({keys.page(page): self._encode_page(page) for page in range(len(plan.pages))})
-        first = self._invocation(0, 0)
-        invocations = [first.successor(leaf, plan.page_of[leaf]) for leaf in plan.leaves]
-        payloads = encode_payloads(invocations, self.stores)
-        metadata.increment(keys.live_executors, len(plan.leaves))
-        self.compute.invoke(payloads)
+        self._invoke(plan.leaves)
         self.report.seconds["submit"] = time.perf_counter() - started
+
+    def _invoke(self, tasks: list[int]) -> None:
+        """Count executors in for ``tasks``, then invoke them."""
+        first = self._invocation(0, 0)
+        invocations = [first.successor(task, self.plan.page_of[task]) for task in tasks]
+        payloads = encode_payloads(invocations, self.stores)
+        self.stores.metadata.increment(self.keys.live_executors, len(tasks))
+        self.compute.invoke(payloads)
 
     def _invocation(self, task: int, page: int) -> Invocation:
         capabilities, locality = self.compute.capabilities, self.locality
@@ -88,6 +102,10 @@ class Job:
             big_object_bytes=locality.big_object_bytes,
             delayed_io_seconds=locality.delayed_io_seconds if locality.delayed_io else 0.0,
             cache_bytes=locality.cache_bytes if locality.locality_cache else 0,
+            task_records=self.monitoring.task_records,
+            log_lines=self.monitoring.log_lines,
+            storage_bytes_per_second=capabilities.storage_bytes_per_second,
+            centralized=self.central is not None,
         )
         return Invocation(self.keys.job, self.stores_spec, task, page, options)
 
@@ -115,13 +133,21 @@ class Job:
         started = time.perf_counter()
         deadline = None if self.timeout is None else started + self.timeout
         pending = set(self.graph.results)
-        for record in self._records(deadline):
-            if isinstance(record, records.ErrorRecord):
-                self.report.seconds["run"] = time.perf_counter() - started
-                raise record.to_exception(self.keys.job)
-            pending.discard(record.task)
-            if not pending:
-                break
+        with Progress(len(self.graph), self.monitoring.progress, f"job {self.keys.job}") as progress:
+            for batch in self._batches(deadline, progress):
+                ready = []
+                for record in batch:
+                    if isinstance(record, records.ErrorRecord):
+                        self.report.seconds["run"] = time.perf_counter() - started
+                        raise record.to_exception(self.keys.job)
+                    if isinstance(record, records.DoneRecord):
+                        assert self.central is not None
+                        ready += self.central.done(record.task)
+                    pending.discard(record.task)
+                if not pending:
+                    break
+                if ready:
+                    self._invoke(ready)
         self.report.seconds["run"] = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -134,8 +160,9 @@ class Job:
         self.report.seconds["collect"] = time.perf_counter() - started
         return stored
 
-    def _records(self, deadline: float | None) -> Iterator[records.Record]:
+    def _batches(self, deadline: float | None, progress: Progress) -> Iterator[list[records.Record]]:
         silence = _Silence(self)
+        tasks_run = self.keys.metric("tasks_run")
         while True:
             wait = _POLL_SECONDS
             if deadline is not None:
@@ -149,8 +176,10 @@ class Job:
             if not batch:
                 self.compute.check()
             silence.observe(bool(batch))
-            for data in batch:
-                yield records.decode(data)
+            if progress.due():
+                progress.update(self.stores.metadata.increment(tasks_run, 0))
+            if batch:
+                yield [records.decode(data) for data in batch]
 
     def cleanup(self, failed: bool, compute_broken: bool = False) -> None:
         """Remove every key the job could have written, once no executor of it is alive.
@@ -166,7 +195,7 @@ class Job:
             if not compute_broken:
                 self._wait_for_executors()
             self._read_usage()
-            self.report.metrics = Metrics.read(self.stores.metadata, self.keys)
+            self._read_metrics()
             self.stores.delete(self._metadata_keys(), self._data_keys())
             if self.compute.capabilities.repeats_deliveries:
                 # Claims go last: a repeated delivery that finds its claim taken ends at once; one
@@ -203,6 +232,23 @@ class Job:
         billed = metadata.increment(keys.billed_milliseconds, 0)
         self.report.usage = self.compute.usage(invocations, billed)
 
+    def _read_metrics(self) -> None:
+        totals = Metrics.read(self.stores.metadata, self.keys)
+        if not self.monitoring.task_records:
+            self.report.metrics = JobMetrics(totals)
+            return
+        stored = self.stores.metadata.get_many([self.keys.task_records(task) for task in self._starts])
+        blobs = [blob for blob in stored if blob is not None]
+        graph = self.graph
+        self.report.metrics = JobMetrics.from_stored(totals, blobs, graph.keys, graph.dependencies)
+
+    @functools.cached_property
+    def _starts(self) -> list[int]:
+        """The tasks an executor may be invoked for: the leaves, and where fan-outs lead."""
+        dependents = self.graph.dependents
+        fanned_out = {task for after in dependents if len(after) > 1 for task in after}
+        return sorted(fanned_out.union(self.plan.leaves))
+
     def _metadata_keys(self) -> Iterator[str]:
         keys, plan = self.keys, self.plan
         yield keys.records
@@ -214,6 +260,8 @@ class Job:
         yield from Metrics.keys(keys)
         for page in range(len(plan.pages)):
             yield keys.page(page)
+        if self.monitoring.task_records:
+            yield from (keys.task_records(task) for task in self._starts)
         for task, task_plan in enumerate(plan.tasks):
             if len(task_plan.inputs) > 1:
                 yield keys.counter(task)

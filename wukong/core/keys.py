@@ -46,6 +46,10 @@ class JobKeys:
         """One of the job's metric sums (see :class:`wukong.core.metrics.Metrics`)."""
         return f"{ROOT}{self.job}/m/{name}"
 
+    def task_records(self, executor: int) -> str:
+        """The task records of the executor invoked for task ``executor``."""
+        return f"{ROOT}{self.job}/t/{executor}"
+
     def claim(self, task: int) -> str:
         """How many deliveries of the invocation that starts at ``task`` have begun.
 

@@ -27,6 +27,8 @@ class Metrics:
         reads_avoided: inputs found in an executor's memory instead of read from storage.
         delayed_io_timeouts: waits for a big output's dependent that ran out of time (the output
             was then written).
+        tasks_run: tasks computed (the client's progress bar follows it as executors end).
+        executors: executors that ran.
 
     """
 
@@ -36,6 +38,8 @@ class Metrics:
     objects_kept_local: int = 0
     reads_avoided: int = 0
     delayed_io_timeouts: int = 0
+    tasks_run: int = 0
+    executors: int = 0
 
     @staticmethod
     def keys(job: JobKeys) -> list[str]:

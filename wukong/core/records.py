@@ -1,8 +1,9 @@
 """Records executors append to a job's record list: a result is ready, or a task failed.
 
 A failed task's record carries its exception (pickled by cloudpickle when it can travel), the type
-name, the message and the formatted remote traceback, so the client can re-raise the task's own
-exception with the traceback attached, or a :class:`~wukong.errors.TaskError` with the same facts.
+name, the message, the formatted remote traceback and the executor's last log lines, so the client
+can re-raise the task's own exception with those attached, or a :class:`~wukong.errors.TaskError`
+with the same facts.
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ class ResultRecord:
 
 @dataclass(frozen=True, slots=True)
 class ErrorRecord:
-    """Task ``task`` (key ``key``) failed; ``exception`` is the pickled exception or ``None``."""
+    """Task ``task`` (key ``key``) failed; ``exception`` is the pickled exception or ``None``.
+
+    ``logs`` holds the executor's last log lines before the failure.
+    """
 
     task: int
     key: Any
@@ -44,9 +48,10 @@ class ErrorRecord:
     exception_type: str
     message: str
     remote_traceback: str
+    logs: str = ""
 
     @classmethod
-    def from_exception(cls, task: int, key: Any, error: BaseException) -> ErrorRecord:
+    def from_exception(cls, task: int, key: Any, error: BaseException, logs: str = "") -> ErrorRecord:
         """Capture ``error`` (raised by task ``task``) with its traceback, within a bounded size.
 
         A record must fit any store's list item (memcached's is 1 MiB), or the failure would never
@@ -62,7 +67,7 @@ class ErrorRecord:
             pickled = None  # it cannot travel: the client raises a TaskError instead
         if pickled is not None and len(pickled) > MAX_EXCEPTION_BYTES:
             pickled = None
-        return cls(task, key, pickled, type(error).__qualname__, _cut(message), _cut(formatted))
+        return cls(task, key, pickled, type(error).__qualname__, _cut(message), _cut(formatted), _cut(logs))
 
     def to_exception(self, job: str) -> BaseException:
         """The exception the client raises: the task's own, with a note naming task and job."""
@@ -73,15 +78,27 @@ class ErrorRecord:
             except Exception:
                 error = None
         if error is None:
-            return TaskError(self.key, self.exception_type, self.message, self.remote_traceback)
+            return TaskError(self.key, self.exception_type, self.message, self.remote_traceback, self.logs)
         error.add_note(
             f"wukong: task {self.key!r} of job {job} failed; remote traceback:\n"
             f"{self.remote_traceback.rstrip()}"
         )
+        if self.logs:
+            error.add_note(f"wukong: the executor's last log lines:\n{self.logs.rstrip()}")
         return error
 
 
-Record = ResultRecord | ErrorRecord
+@dataclass(frozen=True, slots=True)
+class DoneRecord:
+    """Task ``task`` ran and its output is stored (centralized scheduling only).
+
+    The client, not the executor, then invokes the dependents it made ready.
+    """
+
+    task: int
+
+
+Record = ResultRecord | ErrorRecord | DoneRecord
 
 
 def encode(record: Record) -> bytes:

@@ -1,11 +1,18 @@
-"""What a client tells about a job once it has ended."""
+"""What a client tells about a job once it has ended, in memory and as JSON."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 from wukong.backends.compute.base import Usage
-from wukong.core.metrics import Metrics
+from wukong.core.summary import JobMetrics
+
+FORMAT = "wukong-job/1"
+"""The ``format`` field of a saved report; bumped when a field changes meaning."""
 
 
 @dataclass
@@ -23,8 +30,8 @@ class JobReport:
             (store pages, invoke leaves), ``run`` (until the last result or the first error),
             ``collect`` (read results), ``cleanup`` (remove the job's keys).
         error: the error's type and message, when the job failed.
-        metrics: bytes written and read, objects kept local, reads avoided (filled when the job's
-            keys are removed).
+        metrics: the executors' counters, one record per task and their summary (filled when the
+            job's keys are removed, so after a failure once ``client.settle()`` returns).
         usage: invocations, billed time and estimated cost, on a compute backend that bills by
             duration (AWS Lambda); ``None`` elsewhere.
 
@@ -38,10 +45,39 @@ class JobReport:
     storage: str
     seconds: dict[str, float] = field(default_factory=dict)
     error: str | None = None
-    metrics: Metrics = field(default_factory=Metrics)
+    metrics: JobMetrics = field(default_factory=JobMetrics)
     usage: Usage | None = None
 
     @property
     def total_seconds(self) -> float:
         """Wall time of the whole job."""
         return sum(self.seconds.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything in plain JSON types (task records as objects with named fields)."""
+        fields = {name: value for name, value in vars(self).items() if name not in ("metrics", "usage")}
+        return {
+            "format": FORMAT,
+            **copy.deepcopy(fields),
+            "metrics": self.metrics.to_dict(),
+            "usage": None if self.usage is None else asdict(self.usage),
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Write the report as JSON, for ``wukong report`` or any other tool."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobReport:
+        """The report :meth:`to_dict` made."""
+        data = dict(data)
+        if data.pop("format", None) != FORMAT:
+            raise ValueError(f"not a wukong job report (expected format {FORMAT!r})")
+        metrics = JobMetrics.from_dict(data.pop("metrics"))
+        usage = data.pop("usage")
+        return cls(**data, metrics=metrics, usage=None if usage is None else Usage(**usage))
+
+    @classmethod
+    def load(cls, path: str | Path) -> JobReport:
+        """Read a report :meth:`save` wrote."""
+        return cls.from_dict(json.loads(Path(path).read_text()))

@@ -8,7 +8,7 @@ from wukong.plugins.registry import BackendEntry
 
 @hookimpl
 def wukong_register_compute_backends() -> list[BackendEntry]:
-    """Register the local pool (processes or threads) and AWS Lambda."""
+    """Register the local pool (processes or threads), AWS Lambda and its simulation."""
     return [
         BackendEntry(
             name="local",
@@ -22,6 +22,12 @@ def wukong_register_compute_backends() -> list[BackendEntry]:
             description="asynchronous invocations of an AWS Lambda function (deploy it with "
             "`wukong lambda deploy`)",
             install_hint="pip install boto3",
+        ),
+        BackendEntry(
+            name="simulated-lambda",
+            target="wukong.backends.compute.simulated:SimulatedLambda",
+            description="thousands of executors as threads, with a model of Lambda's invocation "
+            "latency, cold starts, concurrency limit, bandwidth, time limit and duplicates",
         ),
     ]
 

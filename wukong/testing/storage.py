@@ -249,6 +249,13 @@ class StorageConformance(ObjectConformance):
         store.increment_many({prefix + "a": 1})
         assert [store.increment(prefix + name, 0) for name in ("a", "b", "live")] == [6, 7, 2]
 
+    def test_put_and_increment_stores_then_counts(self, store: StorageBackend, prefix: str) -> None:
+        store.increment(prefix + "live", 2)
+        store.put_and_increment({prefix + "t/1": b"rows"}, {prefix + "m": 4, prefix + "live": -1})
+        store.put_and_increment({}, {prefix + "m": 1, prefix + "live": -1})
+        assert store.get(prefix + "t/1") == b"rows"
+        assert [store.increment(prefix + name, 0) for name in ("m", "live")] == [5, 0]
+
     def test_counters_under_concurrent_workers(self, store: StorageBackend, prefix: str) -> None:
         key, bits = prefix + "c", list(range(64))
         shares = [bits[worker::_WORKERS] for worker in range(_WORKERS)]

@@ -54,6 +54,9 @@ class ComputeCapabilities:
             included. A job whose executors show no sign of life for longer has lost one (the
             platform gave up on it), and fails instead of waiting forever. ``None`` when the
             backend tells of lost work itself, through :meth:`ComputeBackend.check`.
+        storage_bytes_per_second: the most an executor moves to and from storage per second, for
+            a simulated platform that models it (executors wait out the difference); ``None``
+            elsewhere.
 
     """
 
@@ -63,6 +66,7 @@ class ComputeCapabilities:
     bills_duration: bool = False
     can_pause: bool = False
     lost_after_seconds: float | None = None
+    storage_bytes_per_second: float | None = None
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from wukong.backends.compute.base import (
     InvocationHandler,
 )
 from wukong.backends.options import BackendOptions
+from wukong.core import logs
 from wukong.errors import ComputeError
 
 logger = logging.getLogger("wukong.compute.local")
@@ -113,6 +114,7 @@ def _serve(invocations: Any, handler: InvocationHandler) -> None:
 
 
 def _process_main(invocations: Any, handler: InvocationHandler, blas_threads: int | None) -> None:
+    logs.configure_worker()
     if blas_threads is not None:
         for variable in _BLAS_THREAD_VARIABLES:
             os.environ[variable] = str(blas_threads)

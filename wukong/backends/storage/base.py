@@ -167,6 +167,16 @@ class StorageBackend(ABC):
         for key, amount in amounts.items():
             self.increment(key, amount)
 
+    def put_and_increment(self, items: Mapping[str, Any], amounts: Mapping[str, int]) -> None:
+        """Store ``items``, then apply ``amounts`` as :meth:`increment_many` does, in that order.
+
+        Executors end with it: their task records, then their metrics and their count-out. This
+        default takes two steps; a store that can send both in one round trip overrides it.
+        """
+        if items:
+            self.put_many(items)
+        self.increment_many(amounts)
+
     def append(self, key: str, record: bytes) -> None:
         """Append ``record`` to the list ``key``."""
         raise self._no_counters()

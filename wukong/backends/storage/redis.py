@@ -19,9 +19,16 @@ redis.call('SETBIT', KEYS[1], ARGV[1], 1)
 return redis.call('BITCOUNT', KEYS[1])
 """
 
-INCREMENT_MANY = """
+# KEYS: the keys to SET (as many as ARGV[1]), then the counters; ARGV: that number, then values
+# and amounts in the same order.
+PUT_AND_INCREMENT = """
+local puts = tonumber(ARGV[1])
 for index, key in ipairs(KEYS) do
-    redis.call('INCRBY', key, ARGV[index])
+    if index <= puts then
+        redis.call('SET', key, ARGV[index + 1])
+    else
+        redis.call('INCRBY', key, ARGV[index + 1])
+    end
 end
 """
 
@@ -150,10 +157,23 @@ class RedisStorage(StorageBackend):
         """BITCOUNT."""
         return int(self._client.bitcount(key))
 
-    @translated
     def increment_many(self, amounts: Mapping[str, int]) -> None:
         """INCRBY each, in order, in one script: one command costs less than a pipeline of several."""
-        self._client.execute_command("EVAL", INCREMENT_MANY, len(amounts), *amounts, *amounts.values())
+        self.put_and_increment({}, amounts)
+
+    @translated
+    def put_and_increment(self, items: Mapping[str, bytes], amounts: Mapping[str, int]) -> None:
+        """SET each item, then INCRBY each counter, in order, in one script."""
+        self._client.execute_command(
+            "EVAL",
+            PUT_AND_INCREMENT,
+            len(items) + len(amounts),
+            *items,
+            *amounts,
+            len(items),
+            *items.values(),
+            *amounts.values(),
+        )
 
     @translated
     def put_and_count(self, items: Mapping[str, bytes], counters: Sequence[tuple[str, int]]) -> list[int]:

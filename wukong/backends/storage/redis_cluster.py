@@ -15,6 +15,7 @@ from typing import Any
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
+from wukong.backends.storage.base import StorageBackend
 from wukong.backends.storage.redis import SET_BIT_AND_COUNT, RedisStorage, translated
 from wukong.errors import StorageError
 
@@ -52,11 +53,21 @@ class RedisClusterStorage(RedisStorage):
 
     @translated
     def increment_many(self, amounts: Mapping[str, int]) -> None:
-        """INCRBY each in one cluster pipeline: a script cannot span hash slots."""
-        pipe = self._client.pipeline()
-        for key, amount in amounts.items():
-            pipe.incrby(key, amount)
-        pipe.execute()
+        """INCRBY all but the last in one cluster pipeline, then the last.
+
+        A script cannot span hash slots, and a pipeline's commands to different nodes may land in
+        any order; the last amount (an executor's count-out) must land after the others.
+        """
+        *first, last = amounts.items() if amounts else [("", 0)]
+        if first:
+            pipe = self._client.pipeline()
+            for key, amount in first:
+                pipe.incrby(key, amount)
+            pipe.execute()
+        if last[0]:
+            self._client.incrby(*last)
+
+    put_and_increment = StorageBackend.put_and_increment  # a script cannot span hash slots
 
     @translated
     def put_and_count(self, items: Mapping[str, bytes], counters: Sequence[tuple[str, int]]) -> list[int]:

@@ -22,12 +22,15 @@ from typing import Any
 
 from wukong.backends.compute.aws_lambda.events import decode_event
 from wukong.backends.compute.aws_lambda.invoker import Invoker, InvokerSettings
+from wukong.core import logs
 from wukong.core.executor import handle_invocation
 
 SETTINGS_VARIABLE = "WUKONG_LAMBDA_INVOKER"
 
 _invoker: Invoker | None = None
 _lock = threading.Lock()
+
+logs.configure_worker()  # a Lambda container only runs executors
 
 
 def _invoker_for(function_arn: str) -> Invoker:
