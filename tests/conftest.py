@@ -51,6 +51,21 @@ def _lambda_duplicates(request: pytest.FixtureRequest) -> dict[str, Any]:
     return lambda_settings(request.getfixturevalue("lambda_duplicates_endpoint"))
 
 
+# Fast platform figures (the model's own defaults are tested in test_simulated_lambda.py), with
+# duplicate deliveries and a concurrency limit that fan-outs reach.
+SIMULATED_FOR_TESTS = {
+    "invoke_ms": 2,
+    "call_ms": 0.5,
+    "cold_start_ms": 5,
+    "concurrency": 200,
+    "duplicate_rate": 0.05,
+}
+
+
+def _simulated(request: pytest.FixtureRequest) -> dict[str, Any]:
+    return {"compute": "simulated-lambda", "compute_options": SIMULATED_FOR_TESTS}
+
+
 # The stores engine tests run on, as functions of the pytest request (which starts servers lazily).
 def _redis(request: pytest.FixtureRequest) -> dict[str, Any]:
     return {"storage": request.getfixturevalue("redis_url")}
@@ -86,7 +101,7 @@ def s3_data_settings(endpoint: str) -> dict[str, Any]:
 
 # Every engine test runs over each of these (compute, storage) pairings: every store with worker
 # processes, the in-process ones with threads, and Lambda (through the local Invoke API server) with
-# payloads sent by key, and with every event delivered twice.
+# payloads sent by key, and with every event delivered twice, and the simulated Lambda.
 PAIRINGS: dict[str, tuple[Settings, Settings]] = {
     "processes-embedded": (_processes, lambda request: {"storage": "embedded"}),
     "processes-redis": (_processes, _redis),
@@ -99,6 +114,7 @@ PAIRINGS: dict[str, tuple[Settings, Settings]] = {
     "threads-ideal": (_threads, lambda request: {"storage": "ideal"}),
     "lambda-s3+redis": (_lambda_small_payloads, _s3_with_redis),
     "lambda-duplicates-memcached": (_lambda_duplicates, _memcached),
+    "simulated-lambda-redis": (_simulated, _redis),
 }
 
 

@@ -1,4 +1,4 @@
-"""The ``wukong`` command: ``demo``, ``bench``, ``report``, ``plugins`` and ``lambda deploy|serve``."""
+"""The ``wukong`` command: ``demo``, ``bench``, ``experiment``, ``report``, ``plugins``, ``lambda``."""
 
 from __future__ import annotations
 
@@ -53,6 +53,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     from wukong.bench import run_from_arguments
+
+    return run_from_arguments(args)
+
+
+def _experiment(args: argparse.Namespace) -> int:
+    from wukong.experiments import run_from_arguments
 
     return run_from_arguments(args)
 
@@ -181,6 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(bench)
     bench.set_defaults(run=_bench)
+    experiment = commands.add_parser(
+        "experiment", help="run one of the papers' experiments and plot it beside the paper's claims"
+    )
+    from wukong.experiments import EXPERIMENTS
+    from wukong.experiments import add_arguments as add_experiment_arguments
+
+    add_experiment_arguments(experiment)
+    experiment.epilog = "; ".join(f"{name}: {about}" for name, (_, about) in EXPERIMENTS.items())
+    experiment.set_defaults(run=_experiment)
     report = commands.add_parser(
         "report", help="draw a saved job report: task stream and summary, as HTML or PNG"
     )

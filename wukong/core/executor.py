@@ -173,17 +173,29 @@ class Executor:
         finally:
             # Task records, metrics (and billing) first, then the count out, in one batch: the
             # client reads them only once the live count is zero.
-            timeline = self.timeline.encode()
-            items = {keys.task_records(self.invocation.task): timeline} if timeline else {}
             counters = self.metrics.increments(keys)
             if self.options.bills_duration:
                 counters[keys.billed_milliseconds] = math.ceil((time.perf_counter() - started) * 1000)
                 counters[keys.invocations] = 1
             counters[keys.live_executors] = -1
+            self._count_out(counters)
+
+    def _count_out(self, counters: dict[str, int]) -> None:
+        """Send the task records, metrics and count-out; without the records if they do not fit."""
+        keys, timeline = self.keys, self.timeline.encode()
+        try:
+            if timeline is None:
+                self.metadata.increment_many(counters)
+                return
             try:
-                self.metadata.put_and_increment(items, counters)
+                self.metadata.append_and_increment(keys.task_records, timeline, counters)
             except StorageError:
-                logger.exception("job %s: cannot count this executor out", keys.job)
+                # A full record list (memcached's items are bounded) must not keep the job from
+                # ending: the append failed before any count, so count out without the records.
+                logger.warning("job %s: task records of executor %d lost", keys.job, self.invocation.task)
+                self.metadata.increment_many(counters)
+        except StorageError:
+            logger.exception("job %s: cannot count this executor out", keys.job)
 
     def _drop_waits(self) -> None:
         """The job failed: let go of the outputs its executors in this thread were holding."""

@@ -15,7 +15,6 @@ invocation can last fails the job with :class:`~wukong.errors.ComputeError` inst
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 import uuid
@@ -237,21 +236,16 @@ class Job:
         if not self.monitoring.task_records:
             self.report.metrics = JobMetrics(totals)
             return
-        stored = self.stores.metadata.get_many([self.keys.task_records(task) for task in self._starts])
-        blobs = [blob for blob in stored if blob is not None]
+        blobs: list[bytes] = []
+        while batch := self.stores.metadata.pop_all(self.keys.task_records, timeout=0.001):
+            blobs += batch
         graph = self.graph
         self.report.metrics = JobMetrics.from_stored(totals, blobs, graph.keys, graph.dependencies)
-
-    @functools.cached_property
-    def _starts(self) -> list[int]:
-        """The tasks an executor may be invoked for: the leaves, and where fan-outs lead."""
-        dependents = self.graph.dependents
-        fanned_out = {task for after in dependents if len(after) > 1 for task in after}
-        return sorted(fanned_out.union(self.plan.leaves))
 
     def _metadata_keys(self) -> Iterator[str]:
         keys, plan = self.keys, self.plan
         yield keys.records
+        yield keys.task_records
         yield keys.live_executors
         yield keys.failed
         if self.compute.capabilities.bills_duration:
@@ -260,8 +254,6 @@ class Job:
         yield from Metrics.keys(keys)
         for page in range(len(plan.pages)):
             yield keys.page(page)
-        if self.monitoring.task_records:
-            yield from (keys.task_records(task) for task in self._starts)
         for task, task_plan in enumerate(plan.tasks):
             if len(task_plan.inputs) > 1:
                 yield keys.counter(task)

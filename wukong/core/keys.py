@@ -46,10 +46,6 @@ class JobKeys:
         """One of the job's metric sums (see :class:`wukong.core.metrics.Metrics`)."""
         return f"{ROOT}{self.job}/m/{name}"
 
-    def task_records(self, executor: int) -> str:
-        """The task records of the executor invoked for task ``executor``."""
-        return f"{ROOT}{self.job}/t/{executor}"
-
     def claim(self, task: int) -> str:
         """How many deliveries of the invocation that starts at ``task`` have begun.
 
@@ -61,6 +57,11 @@ class JobKeys:
     def records(self) -> str:
         """The list executors append result and error records to; the client waits on it."""
         return f"{ROOT}{self.job}/records"
+
+    @property
+    def task_records(self) -> str:
+        """The list executors append their task records to as they end."""
+        return f"{ROOT}{self.job}/tasks"
 
     @property
     def live_executors(self) -> str:

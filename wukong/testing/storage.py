@@ -249,11 +249,19 @@ class StorageConformance(ObjectConformance):
         store.increment_many({prefix + "a": 1})
         assert [store.increment(prefix + name, 0) for name in ("a", "b", "live")] == [6, 7, 2]
 
-    def test_put_and_increment_stores_then_counts(self, store: StorageBackend, prefix: str) -> None:
+    def test_pop_all_with_a_tiny_timeout_returns_at_once(self, store: StorageBackend, prefix: str) -> None:
+        for timeout in (0.0, 0.0009, 0.001, 0.0015):
+            begun = time.monotonic()
+            assert store.pop_all(prefix + "nothing", timeout=timeout) == []
+            assert time.monotonic() - begun < 1.0, timeout
+        store.append(prefix + "one", b"x")
+        assert store.pop_all(prefix + "one", timeout=0.0) == [b"x"]
+
+    def test_append_and_increment_appends_then_counts(self, store: StorageBackend, prefix: str) -> None:
         store.increment(prefix + "live", 2)
-        store.put_and_increment({prefix + "t/1": b"rows"}, {prefix + "m": 4, prefix + "live": -1})
-        store.put_and_increment({}, {prefix + "m": 1, prefix + "live": -1})
-        assert store.get(prefix + "t/1") == b"rows"
+        store.append_and_increment(prefix + "tasks", b"rows", {prefix + "m": 4, prefix + "live": -1})
+        store.append_and_increment(prefix + "tasks", b"more", {prefix + "m": 1, prefix + "live": -1})
+        assert store.pop_all(prefix + "tasks", timeout=1) == [b"rows", b"more"]
         assert [store.increment(prefix + name, 0) for name in ("m", "live")] == [5, 0]
 
     def test_counters_under_concurrent_workers(self, store: StorageBackend, prefix: str) -> None:

@@ -167,14 +167,15 @@ class StorageBackend(ABC):
         for key, amount in amounts.items():
             self.increment(key, amount)
 
-    def put_and_increment(self, items: Mapping[str, Any], amounts: Mapping[str, int]) -> None:
-        """Store ``items``, then apply ``amounts`` as :meth:`increment_many` does, in that order.
+    def append_and_increment(self, key: str, record: bytes, amounts: Mapping[str, int]) -> None:
+        """Append ``record`` to the list ``key``, then apply ``amounts`` as :meth:`increment_many` does.
 
-        Executors end with it: their task records, then their metrics and their count-out. This
-        default takes two steps; a store that can send both in one round trip overrides it.
+        Executors end with it: their task records, then their metrics and their count-out. A failed
+        append must raise before any amount is applied (the executor then counts out without its
+        records). This default takes two steps; a store that can send both in one round trip
+        overrides it.
         """
-        if items:
-            self.put_many(items)
+        self.append(key, record)
         self.increment_many(amounts)
 
     def append(self, key: str, record: bytes) -> None:

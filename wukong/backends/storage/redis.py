@@ -19,20 +19,22 @@ redis.call('SETBIT', KEYS[1], ARGV[1], 1)
 return redis.call('BITCOUNT', KEYS[1])
 """
 
-# KEYS: the keys to SET (as many as ARGV[1]), then the counters; ARGV: that number, then values
-# and amounts in the same order.
-PUT_AND_INCREMENT = """
-local puts = tonumber(ARGV[1])
+INCREMENT_MANY = """
 for index, key in ipairs(KEYS) do
-    if index <= puts then
-        redis.call('SET', key, ARGV[index + 1])
-    else
-        redis.call('INCRBY', key, ARGV[index + 1])
-    end
+    redis.call('INCRBY', key, ARGV[index])
+end
+"""
+
+# KEYS: the list, then the counters; ARGV: the record, then the amounts.
+APPEND_AND_INCREMENT = """
+redis.call('RPUSH', KEYS[1], ARGV[1])
+for index = 2, #KEYS do
+    redis.call('INCRBY', KEYS[index], ARGV[index])
 end
 """
 
 _DELETE_BATCH = 10_000
+_SHORTEST_BLOCK = 0.01  # seconds
 REDIS_MAX_BULK = 512 * 1024 * 1024
 
 
@@ -157,22 +159,16 @@ class RedisStorage(StorageBackend):
         """BITCOUNT."""
         return int(self._client.bitcount(key))
 
+    @translated
     def increment_many(self, amounts: Mapping[str, int]) -> None:
         """INCRBY each, in order, in one script: one command costs less than a pipeline of several."""
-        self.put_and_increment({}, amounts)
+        self._client.execute_command("EVAL", INCREMENT_MANY, len(amounts), *amounts, *amounts.values())
 
     @translated
-    def put_and_increment(self, items: Mapping[str, bytes], amounts: Mapping[str, int]) -> None:
-        """SET each item, then INCRBY each counter, in order, in one script."""
+    def append_and_increment(self, key: str, record: bytes, amounts: Mapping[str, int]) -> None:
+        """RPUSH, then INCRBY each counter in order, in one script."""
         self._client.execute_command(
-            "EVAL",
-            PUT_AND_INCREMENT,
-            len(items) + len(amounts),
-            *items,
-            *amounts,
-            len(items),
-            *items.values(),
-            *amounts.values(),
+            "EVAL", APPEND_AND_INCREMENT, 1 + len(amounts), key, *amounts, record, *amounts.values()
         )
 
     @translated
@@ -203,10 +199,16 @@ class RedisStorage(StorageBackend):
     @translated
     def pop_all(self, key: str, timeout: float) -> list[bytes]:
         """BLPOP the first record, then take the rest without waiting."""
+        records: list[bytes] = []
+        if timeout < _SHORTEST_BLOCK:
+            # The server truncates a BLPOP timeout to whole milliseconds, and 0 means forever: a
+            # wait shorter than that must not block at all.
+            rest = self._client.lpop(key, 100_000)
+            return list(rest or [])
         first = self._client.blpop([key], timeout=timeout)
         if first is None:
             return []
-        records = [first[1]]
+        records.append(first[1])
         rest = self._client.lpop(key, 100_000)
         if rest:
             records.extend(rest)

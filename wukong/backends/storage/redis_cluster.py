@@ -67,7 +67,7 @@ class RedisClusterStorage(RedisStorage):
         if last[0]:
             self._client.incrby(*last)
 
-    put_and_increment = StorageBackend.put_and_increment  # a script cannot span hash slots
+    append_and_increment = StorageBackend.append_and_increment  # a script cannot span hash slots
 
     @translated
     def put_and_count(self, items: Mapping[str, bytes], counters: Sequence[tuple[str, int]]) -> list[int]:
