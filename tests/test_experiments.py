@@ -16,7 +16,7 @@ def test_outcome_table_plot_and_json(tmp_path):
     outcome.claims.append(Claim("fast beats slow", "2.50x", True))
     table = outcome.table()
     assert "A demo" in table and "2.500 s" in table and "fast beats slow | 2.50x | yes" in table
-    assert table.splitlines()[3].rstrip().endswith("-")  # the missing cell
+    assert table.splitlines()[4].rstrip().endswith("-")  # the missing cell
     picture, data = outcome.save(tmp_path)
     assert matplotlib.image.imread(picture).shape[1] >= 700
     assert json.loads(data.read_text())["seconds"]["0 ms"]["slow"] == 2.5

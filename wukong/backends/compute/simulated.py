@@ -136,7 +136,7 @@ class SimulatedLambda(ComputeBackend):
         self._running: dict[int, float] = {}  # run id -> start
         self._run_ids = itertools.count()
         self._warm = 0  # idle containers
-        self._waiting_for_slot: set[int] = set()
+        self._last_full = -math.inf  # when a slot last freed up while every slot was taken
         self._handler: InvocationHandler | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._dispatcher: threading.Thread | None = None
@@ -204,18 +204,16 @@ class SimulatedLambda(ComputeBackend):
                     if self._closed:
                         return
                     if self._events:
-                        due, order, _ = self._events[0]
+                        due = self._events[0][0]
                         wait = due - time.monotonic()
                         if wait <= 0 and len(self._running) < self.options.concurrency:
                             break
-                        if wait <= 0 and order not in self._waiting_for_slot:
-                            self._waiting_for_slot.add(order)
-                            self.stats.throttled += 1
                         self._changed.wait(wait if wait > 0 else None)
                     else:
                         self._changed.wait()
-                _, order, payload = heapq.heappop(self._events)
-                self._waiting_for_slot.discard(order)
+                due, _, payload = heapq.heappop(self._events)
+                if due < self._last_full:  # it was due while every slot was taken
+                    self.stats.throttled += 1
                 cold = self._warm == 0
                 if cold:
                     self.stats.cold_starts += 1
@@ -238,6 +236,8 @@ class SimulatedLambda(ComputeBackend):
             logger.exception("executor failed outside any task")
         finally:
             with self._changed:
+                if len(self._running) == self.options.concurrency:
+                    self._last_full = time.monotonic()
                 started = self._running.pop(run)
                 if time.monotonic() - started > self.options.time_limit_seconds:
                     self.stats.timed_out += 1
