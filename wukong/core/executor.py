@@ -463,7 +463,7 @@ class _Output:
     @property
     def size(self) -> int:
         """The serialized size (measured without copying big buffers)."""
-        if self._size is None and self._executor.encoded and self._plan.store_output:
+        if self._size is None and self._executor.encoded and self._plan.store_output and not self._maybe_big:
             self._encode()  # the plan stores it unless it turns out big: serialize once, measure that
         if self._size is None:
             try:
@@ -473,6 +473,16 @@ class _Output:
                     raise SerializationError(self._plan.key, error, what="result") from error
                 self._size = 0  # a store that keeps objects never serializes it: no size to speak of
         return self._size
+
+    @property
+    def _maybe_big(self) -> bool:
+        """Whether it holds a buffer of a big object's size.
+
+        Such an output is measured without copying: kept local, it is never serialized at all
+        (serializing big blocks only to measure them cost SVD2 a third of its time).
+        """
+        nbytes = getattr(self.value, "nbytes", None)
+        return isinstance(nbytes, int) and nbytes >= self._executor.options.big_object_bytes
 
     def items(self) -> dict[str, Any]:
         """What to write for it: nothing once it is stored."""

@@ -49,10 +49,13 @@ class Outcome:
     def table(self) -> str:
         """The measurements and the claims as plain text."""
         width = max(len(row) for row in self.rows) + 2
-        lines = [self.title, "", " " * width + "".join(f"{column:>24}" for column in self.columns)]
+        cell = max(14, *(len(column) + 2 for column in self.columns))
+        lines = [self.title, "", " " * width + "".join(f"{column:>{cell}}" for column in self.columns)]
         for row in self.rows:
             cells = "".join(
-                f"{self.seconds[row][column]:>22.3f} s" if column in self.seconds[row] else f"{'-':>24}"
+                f"{self.seconds[row][column]:>{cell - 2}.3f} s"
+                if column in self.seconds[row]
+                else f"{'-':>{cell}}"
                 for column in self.columns
             )
             lines.append(f"{row:<{width}}{cells}")
