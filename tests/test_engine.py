@@ -69,7 +69,7 @@ def test_wide_fan_out_then_fan_in(client):
     # HTTP invoke on Lambda, and a thread of the client's process on the simulated Lambda (whose
     # executors share one interpreter lock), so those get fewer.
     slow = client.stores.data.name == "s3" or client.compute_backend.name in ("lambda", "simulated-lambda")
-    width = 1_000 if slow else 10_000
+    width = 400 if slow else 10_000
     graph = {"root": 1}
     graph.update({("leaf", i): (operator.add, "root", i) for i in range(width)})
     graph["total"] = (sum, [("leaf", i) for i in range(width)])

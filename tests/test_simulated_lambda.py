@@ -80,15 +80,15 @@ def _sleepers(count: int, seconds: float) -> dict:
 
 
 def test_a_thousand_executors_at_once():
-    graph = _sleepers(1000, 1.0)
+    graph = _sleepers(1000, 2.0)  # long enough that the first are still asleep when the last start
     with wukong.Client(compute="simulated-lambda", storage="ideal", timeout=120) as client:
         begun = time.perf_counter()
         assert client.get(graph, "total") == sum(range(1000))
         elapsed = time.perf_counter() - begun
         stats = client.compute_backend.stats
     assert stats.peak_concurrency >= 1000
-    # In parallel: a second of sleep, plus invoking 1,000 executors from the client (16 calls at a
-    # time, 10 ms each: 0.6 s) and a cold start each; one after another it would take 1,000 s.
+    # In parallel: two seconds of sleep, plus invoking 1,000 executors from the client (16 calls at
+    # a time, 10 ms each: 0.6 s) and a cold start each; one after another it would take 2,000 s.
     assert elapsed < 20, elapsed
 
 

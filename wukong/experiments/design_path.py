@@ -22,7 +22,7 @@ STEPS = {
 
 def run(quick: bool = False, storage: str = "embedded", repeat: int = 1) -> Outcome:
     """Time each step of the path."""
-    leaves = 128 if quick else 1024
+    leaves = 64 if quick else 1024
     delays = (0, 100)
     outcome = Outcome(
         "design-path",
