@@ -168,6 +168,13 @@ class LocalCompute(ComputeBackend):
             worker.start()
             self._workers.append(worker)
 
+    @property
+    def worker_pids(self) -> list[int]:
+        """The worker processes' ids (none in threads mode): for monitoring and fault injection."""
+        return [
+            worker.pid for worker in self._workers if isinstance(worker, multiprocessing.process.BaseProcess)
+        ]
+
     def invoke(self, payloads: Sequence[bytes]) -> None:
         """Queue the payloads; a free worker takes each."""
         if not self._workers:
