@@ -263,9 +263,10 @@ class Job:
             yield from (keys.invocation(task) for task in range(len(plan.tasks)))
 
     def _data_keys(self) -> Iterator[str]:
-        keys = self.keys
+        keys, central = self.keys, self.central is not None
         for task, task_plan in enumerate(self.plan.tasks):
-            if task_plan.store_output:
+            # Centralized executors store every output that anyone reads (see _report_done).
+            if task_plan.store_output or (central and (task_plan.dependents or task_plan.is_result)):
                 yield keys.output(task)
 
 
