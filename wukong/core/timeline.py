@@ -58,15 +58,15 @@ class TaskRecord:
     bytes_read: int
     bytes_written: int
 
+    def span(self, phase: str) -> tuple[float, float]:
+        """When one of :data:`PHASES` began and ended (seconds since the epoch)."""
+        moments = (self.started, self.read_done, self.computed, self.written, self.ended)
+        index = PHASES.index(phase)
+        return moments[index], moments[index + 1]
+
     def seconds(self, phase: str) -> float:
         """How long one of :data:`PHASES` took."""
-        bounds = {
-            "read": (self.started, self.read_done),
-            "compute": (self.read_done, self.computed),
-            "write": (self.computed, self.written),
-            "invoke": (self.written, self.ended),
-        }
-        start, end = bounds[phase]
+        start, end = self.span(phase)
         return max(end - start, 0.0)
 
     @property

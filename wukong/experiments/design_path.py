@@ -8,6 +8,7 @@ same with 16 parallel invokers, and wukong's decentralized scheduling (16 invoke
 from __future__ import annotations
 
 import itertools
+from functools import partial
 
 from wukong.experiments.engines import timed, wukong_engine
 from wukong.experiments.outcome import Claim, Outcome, ratio
@@ -36,7 +37,7 @@ def run(quick: bool = False, storage: str = "embedded", repeat: int = 1) -> Outc
             for delay in delays:
                 graph, root = tree_reduction(leaves, delay_ms=delay)
                 row = outcome.seconds.setdefault(f"{delay} ms tasks", {})
-                row[step] = timed(get, graph, root, expected, repeat)
+                row[step] = timed(partial(get, graph, root), expected, repeat)
     for delay in delays:
         row = outcome.seconds[f"{delay} ms tasks"]
         steps = list(STEPS)

@@ -9,8 +9,7 @@ each job's metrics.
 
 from __future__ import annotations
 
-import statistics
-import time
+from functools import partial
 from typing import Any
 
 import dask
@@ -18,6 +17,7 @@ import dask
 import wukong
 from wukong.bench.engines import one_blas_thread
 from wukong.bench.workloads import compute, gemm, same_result, svd_compressed, svd_tall_skinny
+from wukong.experiments.engines import timed
 from wukong.experiments.outcome import Claim, Outcome, ratio
 
 WORKLOADS = {
@@ -43,16 +43,10 @@ STORES = {
 
 def measure(client: wukong.Client, built: tuple[Any, ...], expected: Any, repeat: int) -> dict[str, Any]:
     """Check the result once, then time ``repeat`` runs; the metrics are the last run's."""
-    if not same_result(compute(built, client.get), expected):
-        raise AssertionError("wukong's result differs from dask's synchronous scheduler")
-    times = []
-    for _ in range(repeat):
-        begun = time.perf_counter()
-        compute(built, client.get)
-        times.append(time.perf_counter() - begun)
+    seconds = timed(partial(compute, built, client.get), expected, repeat, same=same_result)
     totals = client.last_job.metrics.totals
     return {
-        "seconds": statistics.median(times),
+        "seconds": seconds,
         "written": totals.data_bytes_written,
         "read": totals.data_bytes_read,
         "kept local": totals.objects_kept_local,

@@ -7,13 +7,13 @@ executor, and the ideal store (objects kept in memory as they are: no serializat
 
 from __future__ import annotations
 
-import statistics
-import time
+from functools import partial
 
 import dask
 
 import wukong
 from wukong.bench.workloads import compute, same_result, svd_compressed
+from wukong.experiments.engines import timed
 from wukong.experiments.outcome import Claim, Outcome, ratio
 
 CONFIGURATIONS = {
@@ -42,13 +42,8 @@ def run(quick: bool = False, repeat: int = 3) -> Outcome:
     for name, settings in CONFIGURATIONS.items():
         options = {"compute": "simulated-lambda", **settings}
         with wukong.Client(timeout=600, **options) as client:
-            assert same_result(compute(built, client.get), expected), "wrong answer"
-            samples = []
-            for _ in range(repeat):
-                begun = time.perf_counter()
-                compute(built, client.get)
-                samples.append(time.perf_counter() - begun)
-            outcome.seconds[row][name] = statistics.median(samples)
+            run = partial(compute, built, client.get)
+            outcome.seconds[row][name] = timed(run, expected, repeat, same=same_result)
             written = client.last_job.metrics.totals.data_bytes_written
             outcome.notes.append(f"{name}: {written / 1e6:,.0f} MB written to storage per run")
     seconds = outcome.seconds[row]

@@ -9,6 +9,7 @@ cluster's 40 threads.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from wukong.experiments.engines import dask_distributed, timed, wukong_engine
@@ -41,9 +42,8 @@ def run(quick: bool = False, storage: str = "embedded", repeat: int = 1) -> Outc
     for engine, start in engines.items():
         with start() as get:
             for delay, (graph, root) in graphs.items():
-                outcome.seconds.setdefault(f"{delay} ms", {})[engine] = timed(
-                    get, graph, root, expected, repeat
-                )
+                row = outcome.seconds.setdefault(f"{delay} ms", {})
+                row[engine] = timed(partial(get, graph, root), expected, repeat)
     for delay in delays:
         row = outcome.seconds[f"{delay} ms"]
         outcome.claims.append(

@@ -108,8 +108,8 @@ def _lane_svg(lane: Lane, top: float, row: float, x: Callable[[float], float], l
             f'<rect class="task" x="{left:.2f}" y="{top:.1f}" width="{max(x(record.ended) - left, 2):.2f}" '
             f'height="{bar:.1f}" fill="{COLOURS[longest]}"><title>{tip}</title></rect>'
         )
-        bounds = (record.started, record.read_done, record.computed, record.written, record.ended)
-        for phase, begin, end in zip(PHASES, bounds, bounds[1:], strict=False):
+        for phase in PHASES:
+            begin, end = record.span(phase)
             if x(end) - x(begin) >= 1:
                 parts.append(
                     f'<rect x="{x(begin):.2f}" y="{top:.1f}" width="{x(end) - x(begin):.2f}" '

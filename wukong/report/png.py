@@ -42,14 +42,9 @@ def render_png(report: JobReport, path: str | Path) -> None:
         ys, lefts, widths = [], [], []
         for record in tasks:
             ys.append(row_of[record.executor])
-            bounds = {
-                "read": (record.started, record.read_done),
-                "compute": (record.read_done, record.computed),
-                "write": (record.computed, record.written),
-                "invoke": (record.written, record.ended),
-            }[phase]
-            lefts.append(bounds[0] - start)
-            widths.append(bounds[1] - bounds[0])
+            begin, end = record.span(phase)
+            lefts.append(begin - start)
+            widths.append(end - begin)
         stream_axes.barh(ys, widths, left=lefts, height=0.8, color=COLOURS[phase], label=phase, linewidth=0)
     stream_axes.set_ylim(len(executor_lanes) - 0.5, -0.5)
     stream_axes.set_xlabel("seconds since the first task started")
