@@ -172,3 +172,30 @@ def test_an_invocation_that_cannot_fit_even_by_reference_is_a_clear_error(lambda
             client.get(fan_out(3), "total")
         client.settle()
         assert client.stores.list_keys("wukong/") == []
+
+
+def exit_process_once(marker, value):
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(1)
+    return value * 10
+
+
+def test_lambdas_retry_of_a_crashed_executor_finishes_the_job_exactly(redis_url, tmp_path):
+    # The platform retries the failed event with its request id: the retry owns the claim, replays
+    # the crashed attempt, and the fan-out it had started is neither lost nor run twice.
+    marker, log_path = str(tmp_path / "crashed"), str(tmp_path / "runs.log")
+    graph = fan_out(6)
+    graph[("leaf", 0)] = (exit_process_once, marker, "root")
+    graph.update({("logged", i): (log_and_add, log_path, f"leaf {i}", ("leaf", i), 1) for i in range(6)})
+    graph["total"] = (sum, [("logged", i) for i in range(6)])
+    with lambda_server("--retries", "2", "--retry-delay", "0.2") as server:
+        with wukong.Client(storage=redis_url, **lambda_settings(server.url, lost_after_seconds=20)) as client:
+            assert client.get(graph, "total") == 20 + sum(2 * i + 1 for i in range(1, 6)) + 1
+            client.settle()
+            assert client.stores.list_keys("wukong/") == []
+        counts = stats(server.url)
+    assert counts["failures"] == 1 and counts["retries"] == 1
+    with open(log_path) as log:
+        runs = Counter(line.strip() for line in log)
+    assert len(runs) == 6 and set(runs.values()) == {1}, runs

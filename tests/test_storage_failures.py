@@ -67,7 +67,7 @@ def test_store_dying_mid_job_fails_the_job_and_the_client_recovers(own_server):
         graph[(chain, 0)] = (_step, chain)
         graph.update({(chain, i): (_step, (chain, i - 1)) for i in range(1, 60)})
     graph["end"] = (sum, [(0, 59), (1, 59)])
-    with wukong.Client(storage=own_server.url, timeout=60) as client:
+    with wukong.Client(storage=own_server.url, timeout=60, cleanup_timeout=6) as client:
         killer = threading.Timer(1.0, own_server.process.kill)
         killer.start()
         started = time.perf_counter()
@@ -75,12 +75,47 @@ def test_store_dying_mid_job_fails_the_job_and_the_client_recovers(own_server):
             client.get(graph, "end")
         assert time.perf_counter() - started < 30, "the job did not fail promptly"
         killer.join()
+        time.sleep(1)
+        own_server.process.start()  # back, empty: the clean-up removes what executors still write
         client.settle()
-        time.sleep(4)  # the dead job's executors end at their next store operation, which fails
-
-        own_server.process.start()
         small = {"a": 1, "b": (_step, "a"), "c": (_step, "a"), "d": (sum, ["b", "c"])}
         assert client.get(small, "d") == 4
+        assert client.stores.list_keys("wukong/") == []
+
+
+def _chains(length: int) -> dict[Any, Any]:
+    graph: dict[Any, Any] = {}
+    for chain in range(2):
+        graph[(chain, 0)] = (_step, chain)
+        graph.update({(chain, i): (_step, (chain, i - 1)) for i in range(1, length)})
+    graph["end"] = (sum, [(0, length - 1), (1, length - 1)])
+    return graph
+
+
+def test_store_restarted_empty_mid_job_fails_clearly_and_leaves_nothing(own_server):
+    # The server comes back at once, empty, while both executors are mid-chain: they go on writing
+    # into it (outputs, counters, count-outs), but the job's state is gone. The client must notice,
+    # not wait forever for records that will never come, and sweep what the executors write after.
+    graph = _chains(60)
+    with wukong.Client(storage=own_server.url, timeout=60, cleanup_timeout=6) as client:
+
+        def restart() -> None:
+            own_server.process.kill()
+            own_server.process.start()
+
+        restarter = threading.Timer(1.0, restart)
+        restarter.start()
+        started = time.perf_counter()
+        with pytest.raises(wukong.StorageError) as failure:
+            client.get(graph, "end")
+        restarter.join()
+        assert time.perf_counter() - started < 30, "the job did not fail promptly"
+        assert own_server.url.split("/")[2] in str(failure.value) or isinstance(
+            failure.value, wukong.JobLostError
+        ), failure.value
+        client.settle()  # the sweep ends once the executors have stopped writing
+        assert client.stores.list_keys("wukong/") == []
+        assert client.get(_chains(3), "end") == 7
         assert client.stores.list_keys("wukong/") == []
 
 

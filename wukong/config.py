@@ -88,7 +88,8 @@ class WukongConfig(BaseSettings):
         timeout: seconds a job may run before it fails with :class:`~wukong.errors.JobTimeoutError`;
             ``None`` waits as long as the compute backend's workers are alive.
         cleanup_timeout: seconds the client waits, at the end of a job, for executors still running
-            before it removes the job's keys.
+            before it removes the job's keys. After its store failed or lost the job, the client
+            removes the job's keys by prefix until none has appeared for this long.
         page_tasks: tasks per stored schedule page.
         locality: big-object optimisations (:class:`LocalitySettings`).
         monitoring: progress bar, task records and executor logs (:class:`MonitoringSettings`).

@@ -81,6 +81,14 @@ class StorageError(WukongError):
     """A storage backend cannot be reached or failed during a job."""
 
 
+class JobLostError(StorageError):
+    """The store lost a running job's keys (its server restarted empty, or evicted them).
+
+    The job cannot finish: its counters and records are gone. Executors still running may write a
+    few keys into the store after the error; the client sweeps the job's prefix until they stop.
+    """
+
+
 class ComputeError(WukongError):
     """A compute backend cannot run invocations (a worker died, the pool is closed...)."""
 

@@ -25,7 +25,7 @@ from wukong.core.job import Job
 from wukong.core.partition import partition
 from wukong.core.report import JobReport
 from wukong.core.stores import Stores, share, unshare
-from wukong.errors import ComputeError, ConfigError, StorageError
+from wukong.errors import ComputeError, ConfigError, JobLostError, StorageError
 from wukong.plugins.manager import get_plugin_manager
 
 logger = logging.getLogger("wukong.client")
@@ -130,11 +130,16 @@ class Client:
 
     def _finish(self, job: Job, error: BaseException | None) -> None:
         try:
-            job.cleanup(failed=error is not None, compute_broken=isinstance(error, ComputeError))
+            job.cleanup(
+                failed=error is not None,
+                compute_broken=isinstance(error, ComputeError),
+                lost=isinstance(error, JobLostError),
+            )
         except StorageError:
             if error is None:
                 raise
-            logger.exception("job %s: its keys could not be removed", job.keys.job)
+            logger.warning("job %s: the store failed; removing its keys by prefix", job.keys.job)
+            job.sweep()
         finally:
             get_plugin_manager().hook.wukong_job_finished(job=job.report, error=error)
 

@@ -2,7 +2,9 @@
 
 Outputs and schedule pages go through the standard pickle (protocol 5, fast for NumPy arrays, and
 functions by reference) and fall back to cloudpickle for what pickle cannot do (lambdas, local
-functions and classes). Everything is read back with ``pickle.loads``.
+functions and classes) and for what it would get wrong: functions and classes of the user's script
+(``__main__``), which a worker that did not run the script (a Lambda function) cannot find by
+reference. Everything is read back with ``pickle.loads``.
 """
 
 from __future__ import annotations
@@ -15,12 +17,19 @@ import cloudpickle
 PROTOCOL = 5
 
 
+_SCRIPT = b"__main__"
+_SCRIPT_SCAN_BYTES = 4 << 20  # bigger blobs are data (array blocks), not worth the scan
+
+
 def dumps(value: Any) -> bytes:
     """Serialize a task output or a schedule page."""
     try:
-        return pickle.dumps(value, protocol=PROTOCOL)
+        blob = pickle.dumps(value, protocol=PROTOCOL)
     except (pickle.PicklingError, TypeError, AttributeError):
         return cloudpickle.dumps(value, protocol=PROTOCOL)
+    if len(blob) < _SCRIPT_SCAN_BYTES and _SCRIPT in blob:
+        return cloudpickle.dumps(value, protocol=PROTOCOL)  # it names the script's own objects
+    return blob
 
 
 def dumps_code(value: Any) -> bytes:

@@ -32,8 +32,14 @@ job is marked failed, so executors that start later stop at once). Every executo
 job's count of live executors when it ends, whatever happened, so the client knows when the job's
 keys can be removed without an executor writing behind its back.
 
+On a platform that retries the invocations of a worker that died, a retry replays its crashed
+attempt: every decision above comes from counters that answer a repeated setting as they answered
+the first, so the retry makes the same ones; it counts in only the successors its attempt had not
+counted in (each hand-off that invokes leaves a mark with its count-in), invokes them all again
+(the platform drops repeated payloads), and ends at once if its attempt had counted itself out.
+
 On a platform that may deliver an invocation twice, each delivery first claims its invocation; a
-repeated one ends at once, and so does one that arrives after its job has ended (the job's live count
+duplicate ends at once, and so does one that arrives after its job has ended (the job's live count
 is zero then, since the first delivery was counted in before it was invoked). On a platform that
 bills by duration, each executor adds its run time to the job's usage before it counts itself out.
 
@@ -47,6 +53,7 @@ task's error record carries the log lines.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import threading
@@ -152,12 +159,21 @@ class Executor:
         self.keys = JobKeys(invocation.job)
         self.encoded = not stores.objects_stored_as_is
         self.max_object_bytes = stores.data.capabilities.max_object_bytes
+        self.recovering = False  # a retry of an attempt that crashed
 
     def run(self) -> None:
         """Run the chain; report a failure to the job; always count this executor out."""
         keys = self.keys
-        if self.options.repeats_deliveries and not self._claim():
+        options = self.options
+        if options.repeats_deliveries and not self._claim():
             return
+        if options.retries_crashes:
+            # A retry of an executor that died replays its attempt. The local pool says which
+            # deliveries are retries; where deliveries repeat, the one that wins the claim may be
+            # one (the platform's retry of a dead attempt carries the attempt's own event id).
+            self.recovering = options.repeats_deliveries or self.context.is_retry()  # type: ignore[attr-defined]
+            if self.recovering and self._attempt_ended():
+                return
         started = time.perf_counter()
         try:
             with logs.captured(self.options.log_lines) as self.log_lines:
@@ -177,6 +193,8 @@ class Executor:
             if self.options.bills_duration:
                 counters[keys.billed_milliseconds] = math.ceil((time.perf_counter() - started) * 1000)
                 counters[keys.invocations] = 1
+            if self.options.retries_crashes:
+                counters[keys.ended(self.invocation.task)] = 1
             counters[keys.live_executors] = -1
             self._count_out(counters)
 
@@ -197,15 +215,50 @@ class Executor:
         except StorageError:
             logger.exception("job %s: cannot count this executor out", keys.job)
 
+    def _attempt_ended(self) -> bool:
+        """Whether the crashed attempt this retries had counted itself out (its worker died after)."""
+        job, task = self.keys.job, self.invocation.task
+        try:
+            ended = self.metadata.increment(self.keys.ended(task), 0) > 0
+        except StorageError:
+            logger.exception("job %s: cannot read whether the executor of task %d ended", job, task)
+            return False
+        if ended:
+            logger.info("job %s: the executor of task %d had ended; its retry ends", job, task)
+        return ended
+
+    def _count_in(self, task: int, count: int) -> None:
+        """Count in the ``count`` executors ``task``'s hand-off invokes, before they are invoked.
+
+        Where crashed invocations are retried, the count-in leaves a mark in the same batch, and
+        a retry replaying the hand-off counts in only if the mark is not there.
+        """
+        keys = self.keys
+        if not self.options.retries_crashes:
+            self.metadata.increment(keys.live_executors, count)
+            return
+        if self.recovering and self.metadata.increment(keys.fanned_out(task), 0) > 0:
+            return
+        # The count first: a store that applies them one by one and a crash in between must leave
+        # one count too many (a job that waits) rather than one too few (keys removed too early).
+        self.metadata.increment_many({keys.live_executors: count, keys.fanned_out(task): 1})
+
     def _drop_waits(self) -> None:
         """The job failed: let go of the outputs its executors in this thread were holding."""
         _waiting.waits = [wait for wait in _waiting.waits if wait.job != self.keys.job]
 
     def _claim(self) -> bool:
-        """Whether this is the first delivery of the invocation, and its job still runs."""
+        """Whether this delivery owns the invocation (its first event, or a retry of that event).
+
+        Each event sets its own bit (from its id) in the claim: the first event's bit answers 1,
+        to its first delivery and to the platform's retries of it alike; a duplicate event answers
+        more, and ends. So does a delivery that comes after its job has ended.
+        """
         keys, task = self.keys, self.invocation.task
+        event = self.context.event_id()  # type: ignore[attr-defined]
+        bit = int.from_bytes(hashlib.blake2b(event.encode(), digest_size=4).digest(), "little") >> 1
         try:
-            if self.metadata.increment(keys.claim(task), 1) > 1:
+            if self.metadata.set_bit_and_count(keys.claim(task), bit) > 1:
                 logger.info("job %s: task %d delivered again; this delivery ends", keys.job, task)
                 return False
             if self.metadata.increment(keys.live_executors, 0) > 0:
@@ -316,7 +369,7 @@ class Executor:
         self.timeline.written(task)
         if others:
             # Counted before they start, so the live count never reads zero while they run.
-            self.metadata.increment(self.keys.live_executors, len(others))
+            self._count_in(task, len(others))
             invocations = [self.invocation.successor(e.task, e.page) for e in others]
             self.context.invoke(encode_payloads(invocations, self.stores))
             self.timeline.invoked(task, len(others))
@@ -348,9 +401,11 @@ class Executor:
         """The fan-in dependents this executor waits for: those no other big input's holder has.
 
         The first holder of a big input of a dependent waits for its other inputs; any later one
-        writes its output and counts at once, so two holders never wait for each other.
+        writes its output and counts at once, so two holders never wait for each other. Holders are
+        counted by bits, so a retry is the first holder again exactly when its attempt was.
         """
-        return [edge for edge in fan_ins if self.metadata.increment(self.keys.holders(edge.task), 1) == 1]
+        holders = self.metadata.set_bit_and_count
+        return [edge for edge in fan_ins if holders(self.keys.holders(edge.task), edge.bit) == 1]
 
     def _start_waits(self, output: _Output, kept: list[Edge]) -> set[int]:
         """Count the kept dependents whose other inputs are in; wait for the rest (delayed I/O).

@@ -41,6 +41,7 @@ class ExecutorOptions(NamedTuple):
     log_lines: int = 0
     storage_bytes_per_second: float | None = None
     centralized: bool = False
+    retries_crashes: bool = False
 
 
 class Invocation(NamedTuple):

@@ -34,7 +34,7 @@ from wukong.core.progress import Progress
 from wukong.core.report import JobReport
 from wukong.core.stores import Stores
 from wukong.core.summary import JobMetrics
-from wukong.errors import ComputeError, JobTimeoutError, SerializationError, StorageError
+from wukong.errors import ComputeError, JobLostError, JobTimeoutError, SerializationError, StorageError
 
 logger = logging.getLogger("wukong.job")
 
@@ -78,7 +78,8 @@ class Job:
         started = time.perf_counter()
         keys, plan = self.keys, self.plan
         metadata = self.stores.metadata
-        metadata.put_many({keys.page(page): self._encode_page(page) for page in range(len(plan.pages))})
+        pages = {keys.page(page): self._encode_page(page) for page in range(len(plan.pages))}
+        metadata.put_many({**pages, keys.submitted: b"1"})
         self._invoke(plan.leaves)
         self.report.seconds["submit"] = time.perf_counter() - started
 
@@ -105,6 +106,7 @@ class Job:
             log_lines=self.monitoring.log_lines,
             storage_bytes_per_second=capabilities.storage_bytes_per_second,
             centralized=self.central is not None,
+            retries_crashes=capabilities.retries_crashes,
         )
         return Invocation(self.keys.job, self.stores_spec, task, page, options)
 
@@ -174,23 +176,36 @@ class Job:
             batch = self.stores.metadata.pop_all(self.keys.records, timeout=wait)
             if not batch:
                 self.compute.check()
+                self._check_not_lost()
             silence.observe(bool(batch))
             if progress.due():
                 progress.update(self.stores.metadata.increment(tasks_run, 0))
             if batch:
                 yield [records.decode(data) for data in batch]
 
-    def cleanup(self, failed: bool, compute_broken: bool = False) -> None:
+    def _check_not_lost(self) -> None:
+        metadata = self.stores.metadata
+        if metadata.get(self.keys.submitted) is None:
+            raise JobLostError(
+                f"{metadata.describe()} lost the keys of job {self.keys.job} while it ran (the "
+                "server restarted empty, or evicted them): its counters and records are gone"
+            )
+
+    def cleanup(self, failed: bool, compute_broken: bool = False, lost: bool = False) -> None:
         """Remove every key the job could have written, once no executor of it is alive.
 
         After a failure the job is marked failed first, so executors still queued end at once.
         When the compute backend is broken, executors that died will never count themselves out,
-        so the client does not wait for them.
+        so the client does not wait for them. When the store lost the job, its live count is gone
+        too: the client sweeps the job's prefix until no executor has written there for a while.
         """
         started = time.perf_counter()
         try:
             if failed:
                 self.stores.metadata.put(self.keys.failed, b"1")
+            if lost:
+                self.sweep()
+                return
             if not compute_broken:
                 self._wait_for_executors()
             self._read_usage()
@@ -203,6 +218,27 @@ class Job:
                 self.stores.metadata.delete_many(claims)
         finally:
             self.report.seconds["cleanup"] = time.perf_counter() - started
+
+    def sweep(self) -> None:
+        """Remove the job's keys by prefix until none has appeared for ``cleanup_timeout`` seconds.
+
+        For a job whose store failed or lost it, so that no live count tells when its executors
+        have ended: they may write after the error (into a store that came back empty), and the
+        store may be unreachable for a while. Gives up after three times ``cleanup_timeout``.
+        """
+        started = quiet_since = time.perf_counter()
+        while time.perf_counter() - quiet_since < self.cleanup_timeout:
+            try:
+                found = self.stores.list_keys(self.keys.prefix)
+                if found:
+                    self.stores.delete(found, [] if self.stores.single else found)
+                    quiet_since = time.perf_counter()
+            except StorageError:
+                quiet_since = time.perf_counter()  # unreachable: nothing is known to be quiet
+            if time.perf_counter() - started > 3 * self.cleanup_timeout:
+                logger.warning("job %s: its keys could not all be removed", self.keys.job)
+                return
+            time.sleep(0.2)
 
     def _wait_for_executors(self) -> None:
         deadline = time.perf_counter() + self.cleanup_timeout
@@ -248,6 +284,7 @@ class Job:
         yield keys.task_records
         yield keys.live_executors
         yield keys.failed
+        yield keys.submitted
         if self.compute.capabilities.bills_duration:
             yield keys.invocations
             yield keys.billed_milliseconds
@@ -261,6 +298,11 @@ class Job:
                     yield keys.holders(task)
         if self._may_store_payloads:
             yield from (keys.invocation(task) for task in range(len(plan.tasks)))
+        if self.compute.capabilities.retries_crashes:
+            for task, task_plan in enumerate(plan.tasks):
+                yield keys.ended(task)
+                if len(task_plan.dependents) > 1:
+                    yield keys.fanned_out(task)
 
     def _data_keys(self) -> Iterator[str]:
         keys, central = self.keys, self.central is not None

@@ -47,11 +47,22 @@ class JobKeys:
         return f"{ROOT}{self.job}/m/{name}"
 
     def claim(self, task: int) -> str:
-        """How many deliveries of the invocation that starts at ``task`` have begun.
+        """The events that delivered the invocation that starts at ``task``, one bit each.
 
         Only used on compute backends that may deliver an invocation twice.
         """
         return f"{ROOT}{self.job}/d/{task}"
+
+    def ended(self, task: int) -> str:
+        """Set when the executor invoked for ``task`` has counted itself out (a retry then ends).
+
+        Only used on compute backends that retry crashed invocations, like the ``fanned_out`` marks.
+        """
+        return f"{ROOT}{self.job}/e/{task}"
+
+    def fanned_out(self, task: int) -> str:
+        """Set when the executors that task ``task``'s hand-off invokes have been counted in."""
+        return f"{ROOT}{self.job}/f/{task}"
 
     @property
     def records(self) -> str:
@@ -77,6 +88,11 @@ class JobKeys:
     def invocations(self) -> str:
         """How many executors ran, on compute backends that bill by duration."""
         return f"{ROOT}{self.job}/invocations"
+
+    @property
+    def submitted(self) -> str:
+        """Set when the job is submitted; its absence while the job runs means the store lost it."""
+        return f"{ROOT}{self.job}/submitted"
 
     @property
     def failed(self) -> str:

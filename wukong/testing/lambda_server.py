@@ -150,10 +150,9 @@ class _Worker:
         theirs.close()
         self.connection = ours
 
-    def run(self, event: Any) -> _Outcome:
+    def run(self, event: Any, request_id: str) -> _Outcome:
         if self.process is None or not self.process.is_alive():
             self._start()
-        request_id = str(uuid.uuid4())
         deadline = time.time() + self.spec.timeout
         self.connection.send((request_id, event, deadline))
         # Importing the handler in a new process is not part of the invocation's time limit.
@@ -189,6 +188,7 @@ class _Event:
     body: Any
     attempt: int = 0
     reply: queue.SimpleQueue | None = None  # set for a synchronous invoke
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))  # kept by its retries
 
 
 class LocalFunction:
@@ -271,7 +271,7 @@ class LocalFunction:
                 self._busy += 1
                 self.stats["deliveries"] += 1
             try:
-                outcome = worker.run(event.body)
+                outcome = worker.run(event.body, event.request_id)
             finally:
                 with self._lock:
                     self._busy -= 1
@@ -289,7 +289,7 @@ class LocalFunction:
                 return
             self.stats["retries"] += 1
             self._queued += 1
-        retry = _Event(event.body, attempt=event.attempt + 1)
+        retry = _Event(event.body, attempt=event.attempt + 1, request_id=event.request_id)
         timer = threading.Timer(self.spec.retry_delay, self._events.put, args=(retry,))
         timer.daemon = True
         timer.start()

@@ -227,11 +227,14 @@ class StorageConformance(ObjectConformance):
         assert store.set_bit_and_count(key, 3) == 1
         assert store.set_bit_and_count(key, 0) == 2
         assert store.set_bit_and_count(key, 1000) == 3
+        # A bit set again answers what its first setting did, not the count now.
         assert store.put_and_count({prefix + "o": b"x"}, [(key, 3), (key, 7), (prefix + "d", 0)]) == [
-            3,
+            1,
             4,
             1,
         ]
+        assert store.set_bit_and_count(key, 0) == 2
+        assert store.count_bits(key) == 4
         assert store.get(prefix + "o") == b"x"
 
     def test_counting_bits_changes_nothing(self, store: StorageBackend, prefix: str) -> None:
@@ -269,13 +272,15 @@ class StorageConformance(ObjectConformance):
         shares = [bits[worker::_WORKERS] for worker in range(_WORKERS)]
         targets = [self._target(store)] * _WORKERS
         with self._workers(store) as pool:
-            seen = [
-                count for counts in pool.map(_set_bits, targets, [key] * _WORKERS, shares) for count in counts
-            ]
-        assert max(seen) == len(bits)
-        # Exactly one first-time setting saw the counter complete; its retry saw the same count.
-        assert seen.count(len(bits)) == 2
-        assert store.set_bit_and_count(key, 5) == len(bits)
+            answers = list(pool.map(_set_bits, targets, [key] * _WORKERS, shares))
+        first_counts = {}
+        for share, counts in zip(shares, answers, strict=True):
+            for bit, (first, again) in zip(share, zip(counts[::2], counts[1::2], strict=True), strict=True):
+                assert again == first, f"bit {bit}: a retry saw {again}, its first setting {first}"
+                first_counts[bit] = first
+        # Each count was seen by exactly one bit: the executor that completes a counter is unique.
+        assert sorted(first_counts.values()) == list(range(1, len(bits) + 1))
+        assert store.set_bit_and_count(key, 5) == first_counts[5]
 
     def test_increment_under_concurrent_workers(self, store: StorageBackend, prefix: str) -> None:
         key, times = prefix + "n", 200

@@ -20,7 +20,10 @@ class ExecutorContext(Protocol):
 
     What else the executor must know of the platform (payload limit, repeated deliveries, billing)
     travels in each invocation, from the backend's :class:`ComputeCapabilities`. A backend that
-    declares ``can_pause`` also gives its contexts a ``pause(seconds)`` method.
+    declares ``can_pause`` also gives its contexts a ``pause(seconds)`` method; one that declares
+    ``repeats_deliveries`` an ``event_id()`` method (the same for a platform's retries of one event,
+    different for a duplicate event); one that declares ``retries_crashes`` but not
+    ``repeats_deliveries`` an ``is_retry()`` method.
     """
 
     def invoke(self, payloads: Sequence[bytes]) -> None:
@@ -44,8 +47,8 @@ class ComputeCapabilities:
         max_payload_bytes: the largest invocation payload, or ``None`` for no limit; larger
             payloads are kept in the metadata store and passed by key.
         repeats_deliveries: an invocation may be delivered more than once (Lambda's asynchronous
-            invokes are at-least-once), so each delivery claims its invocation first and a repeat
-            ends without running anything.
+            invokes are at-least-once), so each delivery claims its invocation first, by its
+            context's ``event_id()``, and a duplicate event ends without running anything.
         bills_duration: the platform bills executors by run time, so each adds its own to the
             job's usage, which :meth:`ComputeBackend.usage` prices.
         can_pause: the executor context's ``pause(seconds)`` lets the worker run other
@@ -57,6 +60,12 @@ class ComputeCapabilities:
         storage_bytes_per_second: the most an executor moves to and from storage per second, for
             a simulated platform that models it (executors wait out the difference); ``None``
             elsewhere.
+        retries_crashes: when a worker dies running an invocation, the backend delivers it again:
+            with the same event id where deliveries repeat (as Lambda retries a failed event),
+            else saying so through the context's ``is_retry()``. Executors then leave marks that
+            let a retry replay its crashed attempt exactly (the successors it counted in, whether
+            it ended). A retry invokes again what its attempt invoked: the backend must drop
+            such repeated payloads, or deliver each with the same event id (claims drop them).
 
     """
 
@@ -67,6 +76,7 @@ class ComputeCapabilities:
     can_pause: bool = False
     lost_after_seconds: float | None = None
     storage_bytes_per_second: float | None = None
+    retries_crashes: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,18 @@
-"""The local compute backend: a pool of worker processes (or threads) fed by one invocation queue.
+"""The local compute backend: a pool of worker processes (or threads) that stands in for AWS Lambda.
 
-It stands in for AWS Lambda on one machine. ``invoke`` puts payloads on a shared queue and returns at
-once, like an asynchronous Lambda invoke; each worker takes the next payload and runs the executor.
-Executors invoke their successors through the same queue, so the client is not involved once a job's
-leaves are invoked. The threads mode runs the same loop in threads of the client's process, for
-the ideal store and for debugging (``workers=1`` runs one executor at a time, under a debugger).
+``invoke`` hands payloads over and returns at once, like an asynchronous Lambda invoke; a free
+worker runs each with the executor. Executors invoke their successors the same way, so the client is
+not involved once a job's leaves are invoked.
+
+In processes mode (the default) a dispatcher thread in the client feeds the workers and retries the
+invocations of a worker that dies (see :mod:`wukong.backends.compute.process_pool`). The threads
+mode runs executors in threads of the client's process, fed by one queue, for the ideal store and for
+debugging (``workers=1`` runs one executor at a time, under a debugger); a thread cannot die alone.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import queue
 import threading
@@ -25,14 +27,13 @@ from wukong.backends.compute.base import (
     ComputeCapabilities,
     InvocationHandler,
 )
+from wukong.backends.compute.process_pool import MAX_NESTED, ProcessPool
 from wukong.backends.options import BackendOptions
-from wukong.core import logs
 from wukong.errors import ComputeError
 
 logger = logging.getLogger("wukong.compute.local")
 
 _STOP = None
-_BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class LocalOptions(BackendOptions):
@@ -44,6 +45,8 @@ class LocalOptions(BackendOptions):
         start_method: how worker processes start; ``spawn`` is safe with any threads in the client.
         blas_threads: BLAS threads per worker process (1 by default, so workers do not oversubscribe
             the cores); ``None`` leaves the environment alone.
+        max_attempts: how often an invocation is started before the job fails, when its worker
+            process dies each time (3: the first run and two retries, as AWS Lambda does).
 
     """
 
@@ -51,20 +54,17 @@ class LocalOptions(BackendOptions):
     mode: Literal["processes", "threads"] = "processes"
     start_method: Literal["spawn", "forkserver", "fork"] = "spawn"
     blas_threads: int | None = Field(default=1, ge=1)
-
-
-_MAX_NESTED = 32  # executors one worker holds in delayed I/O while it runs others (stack depth)
+    max_attempts: int = Field(default=3, ge=1)
 
 
 class _QueueContext:
-    """The executor context of a local worker: invoking is putting on the shared queue.
+    """The executor context of a worker thread: invoking is putting on the shared queue.
 
     While an executor waits (delayed I/O), ``pause`` runs the next queued invocation in the same
-    worker, so a pool of two processes is not blocked by two waiting executors: each waits while
-    the work it waits for runs, as it would on Lambda, where every executor has its own container.
+    thread, so two waiting executors do not block a pool of two.
     """
 
-    def __init__(self, invocations: Any, handler: InvocationHandler):
+    def __init__(self, invocations: queue.SimpleQueue[Any], handler: InvocationHandler):
         self._invocations = invocations
         self._handler = handler
         self._nested = 0
@@ -77,9 +77,12 @@ class _QueueContext:
     def remaining_seconds(self) -> float | None:
         return None
 
+    def is_retry(self) -> bool:
+        return False
+
     def pause(self, seconds: float) -> None:
         """Run one queued invocation if one comes within ``seconds``; else just wait."""
-        if self._nested >= _MAX_NESTED:
+        if self._nested >= MAX_NESTED:
             time.sleep(seconds)
             return
         try:
@@ -87,7 +90,7 @@ class _QueueContext:
         except queue.Empty:
             return
         if payload is _STOP:
-            self._invocations.put(_STOP)  # for the worker's own loop, once this executor ends
+            self._invocations.put(_STOP)  # for the thread's own loop, once this executor ends
             time.sleep(seconds)
             return
         self._nested += 1
@@ -106,19 +109,11 @@ def _run(payload: bytes, handler: InvocationHandler, context: _QueueContext) -> 
         logger.exception("executor failed outside any task")
 
 
-def _serve(invocations: Any, handler: InvocationHandler) -> None:
+def _serve(invocations: queue.SimpleQueue[Any], handler: InvocationHandler) -> None:
     """Run payloads from the queue until the stop marker arrives."""
     context = _QueueContext(invocations, handler)
     while (payload := invocations.get()) is not _STOP:
         _run(payload, handler, context)
-
-
-def _process_main(invocations: Any, handler: InvocationHandler, blas_threads: int | None) -> None:
-    logs.configure_worker()
-    if blas_threads is not None:
-        for variable in _BLAS_THREAD_VARIABLES:
-            os.environ[variable] = str(blas_threads)
-    _serve(invocations, handler)
 
 
 class LocalCompute(ComputeBackend):
@@ -130,9 +125,12 @@ class LocalCompute(ComputeBackend):
     def __init__(self, **options: Any):
         super().__init__(**options)
         threads = self.options.mode == "threads"
-        self.capabilities = ComputeCapabilities(runs_in_client_process=threads, can_pause=True)
-        self._workers: list[Any] = []
-        self._invocations: Any = None
+        self.capabilities = ComputeCapabilities(
+            runs_in_client_process=threads, can_pause=True, retries_crashes=not threads
+        )
+        self._threads: list[threading.Thread] = []
+        self._invocations: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._pool: ProcessPool | None = None
 
     def describe(self) -> str:
         """Say how many workers of which kind."""
@@ -140,74 +138,63 @@ class LocalCompute(ComputeBackend):
 
     def start(self, handler: InvocationHandler) -> None:
         """Start the workers (once; later calls do nothing)."""
-        if self._workers:
+        if self._threads or self._pool is not None:
             return
-        if self.options.mode == "threads":
-            self._invocations = queue.SimpleQueue()
-            for number in range(self.options.workers):
-                worker = threading.Thread(
-                    target=_serve,
-                    args=(self._invocations, handler),
-                    name=f"wukong-executor-{number}",
-                    daemon=True,
-                )
-                worker.start()
-                self._workers.append(worker)
+        options = self.options
+        if options.mode == "processes":
+            self._pool = ProcessPool(
+                handler,
+                workers=options.workers,
+                start_method=options.start_method,
+                blas_threads=options.blas_threads,
+                max_attempts=options.max_attempts,
+                description=self.describe(),
+            )
+            self._pool.start()
             return
-        context = multiprocessing.get_context(self.options.start_method)
-        # An unbounded queue with a feeder thread: invoke never blocks, even when every worker is
-        # itself invoking a wide fan-out.
-        self._invocations = context.Queue()
-        for number in range(self.options.workers):
-            worker = context.Process(
-                target=_process_main,
-                args=(self._invocations, handler, self.options.blas_threads),
+        for number in range(options.workers):
+            worker = threading.Thread(
+                target=_serve,
+                args=(self._invocations, handler),
                 name=f"wukong-executor-{number}",
                 daemon=True,
             )
             worker.start()
-            self._workers.append(worker)
+            self._threads.append(worker)
 
     @property
     def worker_pids(self) -> list[int]:
         """The worker processes' ids (none in threads mode): for monitoring and fault injection."""
-        return [
-            worker.pid for worker in self._workers if isinstance(worker, multiprocessing.process.BaseProcess)
-        ]
+        return self._pool.pids if self._pool is not None else []
+
+    @property
+    def retries(self) -> int:
+        """How many invocations were delivered again because their worker process died."""
+        return self._pool.retries if self._pool is not None else 0
 
     def invoke(self, payloads: Sequence[bytes]) -> None:
-        """Queue the payloads; a free worker takes each."""
-        if not self._workers:
+        """Hand the payloads to the workers; a free worker takes each."""
+        if self._pool is not None:
+            self._pool.submit(payloads)
+            return
+        if not self._threads:
             raise ComputeError(f"{self.describe()} is not started (or already closed)")
         put = self._invocations.put
         for payload in payloads:
             put(payload)
 
     def check(self) -> None:
-        """Fail if a worker died (its invocation is lost)."""
-        for worker in self._workers:
-            if not worker.is_alive():
-                code = getattr(worker, "exitcode", None)
-                detail = f" with exit code {code}" if code is not None else ""
-                raise ComputeError(
-                    f"{self.describe()}: worker {worker.name} "
-                    f"(pid {getattr(worker, 'pid', '-')}) died{detail}; its executor's work is lost"
-                )
+        """Fail if an invocation cannot run: it killed its worker process too often."""
+        if self._pool is not None:
+            self._pool.check()
 
     def close(self) -> None:
         """Stop every worker, waiting briefly for running executors to end."""
-        workers, self._workers = self._workers, []
-        if not workers:
-            return
-        for _ in workers:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+        threads, self._threads = self._threads, []
+        for _ in threads:
             self._invocations.put(_STOP)
-        for worker in workers:
-            worker.join(timeout=5)
-        for worker in workers:
-            if isinstance(worker, threading.Thread) or not worker.is_alive():
-                continue
-            worker.terminate()
-            worker.join(timeout=5)
-        if not isinstance(self._invocations, queue.SimpleQueue):
-            self._invocations.close()
-            self._invocations.join_thread()
+        for thread in threads:
+            thread.join(timeout=5)

@@ -101,15 +101,19 @@ class SimulationStats:
 class _Context:
     """The executor context of one simulated run."""
 
-    def __init__(self, platform: SimulatedLambda, started: float):
+    def __init__(self, platform: SimulatedLambda, started: float, event: int):
         self._platform = platform
         self._deadline = started + platform.options.time_limit_seconds
+        self._event = event
 
     def invoke(self, payloads: Sequence[bytes]) -> None:
         self._platform.invoke(payloads)
 
     def remaining_seconds(self) -> float | None:
         return self._deadline - time.monotonic()
+
+    def event_id(self) -> str:
+        return str(self._event)  # a duplicate is another event
 
 
 class SimulatedLambda(ComputeBackend):
@@ -231,7 +235,7 @@ class SimulatedLambda(ComputeBackend):
             if cold:
                 time.sleep(self.options.cold_start_ms / 1000)
             assert self._handler is not None
-            self._handler(payload, _Context(self, time.monotonic()))
+            self._handler(payload, _Context(self, time.monotonic(), run))
         except Exception:
             logger.exception("executor failed outside any task")
         finally:

@@ -5,7 +5,8 @@ A store holds three kinds of things for a job, all under the job's key prefix:
 * objects (task outputs, schedule pages), written once and read many times: :meth:`put`,
   :meth:`get_many`;
 * dependency counters, one bit per dependency: :meth:`set_bit_and_count` sets a bit and returns how
-  many bits are set, atomically, so a retried executor never counts twice;
+  many bits are set, atomically; setting a bit again returns the count its first setting saw, so a
+  retried executor neither counts twice nor takes another executor's turn;
 * the job's record list, where executors append result and error records and the client waits:
   :meth:`append`, :meth:`pop_all`; and a plain counter of live executors, :meth:`increment`.
 
@@ -131,8 +132,11 @@ class StorageBackend(ABC):
     def set_bit_and_count(self, key: str, bit: int) -> int:
         """Set bit ``bit`` of the counter ``key`` and return how many of its bits are set, atomically.
 
-        Setting a bit twice counts once: a retried executor cannot complete a counter early.
-        Required when ``capabilities.atomic_counters``, like the record and counter methods below.
+        Setting a bit again changes nothing and returns the count its *first* setting returned. So
+        the executor that completes a counter is decided once: a retried executor sees the answer
+        its crashed attempt saw, and replays the same decisions (it cannot complete a counter early,
+        nor believe it completed one that another executor did). Required when
+        ``capabilities.atomic_counters``, like the record and counter methods below.
         """
         raise self._no_counters()
 

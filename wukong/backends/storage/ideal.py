@@ -46,7 +46,7 @@ class IdealStorage(StorageBackend):
             )
         super().__init__(instance=uuid.uuid4().hex, **options)
         self._data: dict[str, Any] = {}
-        self._bits: dict[str, set[int]] = defaultdict(set)
+        self._bits: dict[str, dict[int, int]] = defaultdict(dict)  # bit -> count when set
         self._lists: dict[str, list[bytes]] = defaultdict(list)
         self._changed = threading.Condition()
         self._closed = False
@@ -82,14 +82,13 @@ class IdealStorage(StorageBackend):
                 self._lists.pop(key, None)
 
     def set_bit_and_count(self, key: str, bit: int) -> int:
-        """Add ``bit`` to the counter's set and return its size."""
+        """Add ``bit`` to the counter; return the count its first setting made."""
         with self._changed:
             bits = self._bits[key]
-            bits.add(bit)
-            return len(bits)
+            return bits.setdefault(bit, len(bits) + 1)
 
     def count_bits(self, key: str) -> int:
-        """The size of the counter's set."""
+        """How many bits the counter has."""
         with self._changed:
             bits = self._bits.get(key)
             return len(bits) if bits else 0

@@ -7,8 +7,9 @@ so everything is built from its own atomic primitives:
   then a small *manifest* item under the object's own key (told apart by its item flags), so a
   reader that finds the manifest finds every chunk. Chunk keys carry a random tag, so a rewrite never
   mixes chunks of two versions.
-* **Counters** are a bitmap item updated by compare-and-swap (``gets`` then ``cas``, or ``add`` for
-  the first bit): setting a bit twice counts once, and a lost race retries.
+* **Counters** are an item listing the bits set, in order, updated by compare-and-swap (``gets``
+  then ``cas``, or ``add`` for the first bit): setting a bit again returns the count of its first
+  setting, and a lost race retries.
 * **Plain counters** use ``incr``/``decr`` (``add`` creates them); like memcached's own, they never
   go below zero.
 * **Record lists** are length-prefixed frames joined by ``append``; the client takes them all with
@@ -26,6 +27,7 @@ import struct
 import threading
 import time
 import urllib.parse
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -273,29 +275,29 @@ class MemcachedStorage(StorageBackend):
 
     @_translated
     def set_bit_and_count(self, key: str, bit: int) -> int:
-        """Set the bit by compare-and-swap on the bitmap item; return how many bits are set."""
+        """Add the bit to the counter item by compare-and-swap; return its count when first set.
+
+        The item lists the bits in the order they were set (4 bytes each), so a bit's position is
+        the count its first setting made.
+        """
         client = self._client
         while True:
             value, token = client.gets(key)
             if value is None:
-                bitmap = bytearray(bit // 8 + 1)
-                bitmap[bit // 8] |= 1 << (bit % 8)
-                if client.add(key, bytes(bitmap)):
+                if client.add(key, _bit_entry(bit)):
                     return 1
                 continue  # another executor created it first
-            bitmap = bytearray(value)
-            if len(bitmap) <= bit // 8:
-                bitmap.extend(bytes(bit // 8 + 1 - len(bitmap)))
-            bitmap[bit // 8] |= 1 << (bit % 8)
-            count = int.from_bytes(bitmap, "little").bit_count()
-            if bytes(bitmap) == value or client.cas(key, bytes(bitmap), token):
-                return count
+            bits = array("I", value)
+            if bit in bits:
+                return bits.index(bit) + 1
+            if client.cas(key, value + _bit_entry(bit), token):
+                return len(bits) + 1
 
     @_translated
     def count_bits(self, key: str) -> int:
-        """Read the bitmap item and count its bits."""
+        """Read the counter item: how many bits it lists."""
         value = self._client.get(key)
-        return 0 if value is None else int.from_bytes(value, "little").bit_count()
+        return 0 if value is None else len(value) // _BIT_ENTRY_BYTES
 
     @_translated
     def increment(self, key: str, amount: int) -> int:
@@ -355,6 +357,13 @@ class MemcachedStorage(StorageBackend):
             connections, self._connections = self._connections, []
         for client in connections:
             client.close()
+
+
+_BIT_ENTRY_BYTES = array("I").itemsize
+
+
+def _bit_entry(bit: int) -> bytes:
+    return array("I", [bit]).tobytes()
 
 
 def _frames(value: bytes) -> list[bytes]:

@@ -1,4 +1,4 @@
-"""Redis as a wukong store: objects are strings, counters are bitmaps, records are a list."""
+"""Redis as a wukong store: objects are strings, counters are hashes, records are a list."""
 
 from __future__ import annotations
 
@@ -13,10 +13,14 @@ from redis.exceptions import RedisClusterException
 from wukong.backends.options import BackendOptions
 from wukong.backends.storage.base import StorageBackend, StorageCapabilities, translate_errors
 
-# One round trip: the bit is set and the count read back with no other command in between.
+# One round trip, atomic: a counter is a hash from each bit set to the count it made, so setting a
+# bit again returns the count its first setting saw.
 SET_BIT_AND_COUNT = """
-redis.call('SETBIT', KEYS[1], ARGV[1], 1)
-return redis.call('BITCOUNT', KEYS[1])
+local seen = redis.call('HGET', KEYS[1], ARGV[1])
+if seen then return tonumber(seen) end
+local count = redis.call('HLEN', KEYS[1]) + 1
+redis.call('HSET', KEYS[1], ARGV[1], count)
+return count
 """
 
 INCREMENT_MANY = """
@@ -151,13 +155,13 @@ class RedisStorage(StorageBackend):
 
     @translated
     def set_bit_and_count(self, key: str, bit: int) -> int:
-        """SETBIT then BITCOUNT, in one server-side script."""
+        """HGET, or HLEN then HSET, in one server-side script."""
         return int(self._set_bit_and_count(keys=[key], args=[bit]))
 
     @translated
     def count_bits(self, key: str) -> int:
-        """BITCOUNT."""
-        return int(self._client.bitcount(key))
+        """HLEN."""
+        return int(self._client.hlen(key))
 
     @translated
     def increment_many(self, amounts: Mapping[str, int]) -> None:

@@ -96,7 +96,7 @@ class ShardedRedisStorage(StorageBackend):
         return self.shard_of(key).set_bit_and_count(key, bit)
 
     def count_bits(self, key: str) -> int:
-        """BITCOUNT on the counter's shard."""
+        """HLEN on the counter's shard."""
         return self.shard_of(key).count_bits(key)
 
     def increment_many(self, amounts: Mapping[str, int]) -> None:

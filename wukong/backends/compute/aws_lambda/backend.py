@@ -111,6 +111,7 @@ class LambdaCompute(ComputeBackend):
             repeats_deliveries=True,
             bills_duration=True,
             lost_after_seconds=lost_after,
+            retries_crashes=True,
         )
         self._invoker = invoker
 

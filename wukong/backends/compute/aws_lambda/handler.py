@@ -57,6 +57,10 @@ class LambdaExecutorContext:
         """What Lambda says is left before it stops this invocation."""
         return self._lambda_context.get_remaining_time_in_millis() / 1000
 
+    def event_id(self) -> str:
+        """The request id: Lambda keeps it when it retries a failed event."""
+        return str(self._lambda_context.aws_request_id)
+
 
 def handler(event: Any, context: Any) -> None:
     """Run the executor for one asynchronous invocation."""

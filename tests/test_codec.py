@@ -1,0 +1,42 @@
+"""Serialization: what a worker that never ran the user's script can read back."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+from wukong.core import codec
+
+
+def test_functions_of_the_users_script_travel_by_value(tmp_path):
+    # A Lambda worker never ran the user's script: a function pickled by reference to __main__
+    # would not be found there. The script's own functions must travel by value.
+    script = tmp_path / "script.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys
+            from wukong.core import codec
+
+            def add_one(x):
+                return x + 1
+
+            sys.stdout.buffer.write(codec.dumps({"node": (add_one, 41)}))
+            """
+        )
+    )
+    blob = subprocess.run([sys.executable, str(script)], capture_output=True, check=True).stdout
+    reader = "import pickle, sys; f, x = pickle.loads(sys.stdin.buffer.read())['node']; print(f(x))"
+    answer = subprocess.run([sys.executable, "-c", reader], input=blob, capture_output=True, check=True)
+    assert answer.stdout.strip() == b"42"
+
+
+def test_plain_values_keep_the_fast_path():
+    value = {"a": np.arange(10), "b": [1, 2.5, "x"]}
+    blob = codec.dumps(value)
+    assert blob == pickle.dumps(value, protocol=codec.PROTOCOL)
+    assert codec.loads(blob)["b"] == [1, 2.5, "x"]
