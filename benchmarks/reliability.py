@@ -32,27 +32,14 @@ import dask
 
 import wukong
 from wukong.testing.servers import lambda_server, memcached_server, redis_server
+from wukong.testing.workloads import layered, nap
 
 WATCHDOG_SECONDS = 90
-
-
-def _nap(*values: int) -> int:
-    time.sleep(0.02)
-    return sum(values) + 1
 
 
 def _step(value: int) -> int:
     time.sleep(0.05)
     return value + 1
-
-
-def _layered(width: int = 24, depth: int = 6) -> tuple[dict, str]:
-    graph: dict = {("n", 0, i): (_nap, i) for i in range(width)}
-    for layer in range(1, depth):
-        for i in range(width):
-            graph["n", layer, i] = (_nap, ("n", layer - 1, i), ("n", layer - 1, (i + 1) % width))
-    graph["total"] = (sum, [("n", depth - 1, i) for i in range(width)])
-    return graph, "total"
 
 
 def _chains(length: int = 60) -> tuple[dict, str]:
@@ -100,7 +87,7 @@ def _kill_workers(client: wukong.Client, rng: random.Random, kills: int) -> thre
 
 
 def killed_workers(client: wukong.Client, rng: random.Random, **_: Any) -> tuple[Any, Any]:
-    graph, root = _layered()
+    graph, root = layered()
     killer = _kill_workers(client, rng, kills=rng.randint(1, 3))
     try:
         return client.get(graph, root), dask.get(graph, root)
@@ -110,16 +97,30 @@ def killed_workers(client: wukong.Client, rng: random.Random, **_: Any) -> tuple
 
 def crash_once(client: wukong.Client, rng: random.Random, scratch: str, **_: Any) -> tuple[Any, Any]:
     marker = os.path.join(scratch, f"crashed-{rng.random()}")
-    graph = {"x": 4, "y": (_crash_once, marker, "x"), "z": (_nap, "y", "x")}
+    graph = {"x": 4, "y": (_crash_once, marker, "x"), "z": (nap, "y", "x")}
     return client.get(graph, "z"), 45
 
 
+def _stuck_the_first_time(marker: str, value: int) -> int:
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        time.sleep(60)
+    return value * 10
+
+
+def straggler(client: wukong.Client, rng: random.Random, scratch: str, **_: Any) -> tuple[Any, Any]:
+    graph, root = layered(8, 3)
+    graph["n", 1, 2] = (_stuck_the_first_time, os.path.join(scratch, f"stuck-{rng.random()}"), ("n", 0, 2))
+    expected = dask.get({**graph, ("n", 1, 2): (lambda value: value * 10, ("n", 0, 2))}, root)
+    return client.get(graph, root), expected
+
+
 def crash_always(client: wukong.Client, **_: Any) -> tuple[Any, Any]:
-    return client.get({"x": 4, "y": (_crash, "x"), "z": (_nap, "y", "x")}, "z"), None
+    return client.get({"x": 4, "y": (_crash, "x"), "z": (nap, "y", "x")}, "z"), None
 
 
 def task_raises(client: wukong.Client, **_: Any) -> tuple[Any, Any]:
-    graph, root = _layered(8, 3)
+    graph, root = layered(8, 3)
     graph["n", 1, 3] = (_raise, ("n", 0, 3))
     return client.get(graph, root), None
 
@@ -147,7 +148,7 @@ def store_restarted(client: wukong.Client, server: Any, rng: random.Random, **_:
 
 
 def plain(client: wukong.Client, **_: Any) -> tuple[Any, Any]:
-    graph, root = _layered(16, 4)
+    graph, root = layered(16, 4)
     return client.get(graph, root), dask.get(graph, root)
 
 
@@ -196,6 +197,7 @@ def main() -> None:
         lambda_endpoint = stack.enter_context(lambda_server("--retries", "2", "--retry-delay", "0.2")).url
         duplicates = stack.enter_context(lambda_server("--duplicates")).url
         local = {"compute_options": {"workers": 2}}
+        speculating = {"compute_options": {"workers": 2, "speculate_after": 4, "speculate_min_seconds": 0.5}}
         on_lambda = {"compute": "lambda", "compute_options": {"endpoint_url": lambda_endpoint,
                      "region_name": "us-east-1", "lost_after_seconds": 10}}  # fmt: skip
         on_duplicates = {"compute": "lambda", "compute_options": {"endpoint_url": duplicates,
@@ -203,6 +205,8 @@ def main() -> None:
         cases = [
             (Fault("worker killed at random moments", args.runs, None, killed_workers), redis, local),
             (Fault("worker killed at random moments", args.runs, None, killed_workers), memcached, local),
+            (Fault("worker killed at random moments", args.runs, None, killed_workers), redis, speculating),
+            (Fault("straggler (first run stuck for 60 s)", few, None, straggler), redis, speculating),
             (Fault("task kills its worker once", few, None, crash_once), redis, local),
             (Fault("task kills its worker every time", few, wukong.ComputeError, crash_always), redis, local),
             (Fault("Lambda executor exits once (platform retry)", few, None, crash_once), redis, on_lambda),
@@ -217,6 +221,8 @@ def main() -> None:
         for fault, server, settings in cases:
             store = server.url.split(":")[0]
             compute = settings.get("compute", "local")
+            if "speculate_after" in settings.get("compute_options", {}):
+                compute += " (speculating)"
             counts: Counter[str] = Counter()
             keys_left = 0
             label = f"{fault.name} [{compute} x {store}]"

@@ -29,6 +29,11 @@ def _processes(request: pytest.FixtureRequest) -> dict[str, Any]:
     return {"compute": "local"}
 
 
+def _speculating(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Worker processes that back up stragglers: executors count through guarded increments."""
+    return {"compute": "local", "compute_options": {"speculate_after": 4, "speculate_min_seconds": 0.5}}
+
+
 def _threads(request: pytest.FixtureRequest) -> dict[str, Any]:
     return {"compute": "local", "compute_options": {"mode": "threads"}}
 
@@ -100,11 +105,12 @@ def s3_data_settings(endpoint: str) -> dict[str, Any]:
 
 
 # Every engine test runs over each of these (compute, storage) pairings: every store with worker
-# processes, the in-process ones with threads, and Lambda (through the local Invoke API server) with
-# payloads sent by key, and with every event delivered twice, and the simulated Lambda.
+# processes (speculating on Redis), the in-process ones with threads, and Lambda (through the local
+# Invoke API server) with payloads sent by key, and with every event delivered twice, and the
+# simulated Lambda.
 PAIRINGS: dict[str, tuple[Settings, Settings]] = {
     "processes-embedded": (_processes, lambda request: {"storage": "embedded"}),
-    "processes-redis": (_processes, _redis),
+    "processes-speculating-redis": (_speculating, _redis),
     "processes-redis-sharded": (_processes, _sharded),
     "processes-redis-cluster": (_processes, _cluster),
     "processes-memcached": (_processes, _memcached),

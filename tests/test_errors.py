@@ -121,3 +121,31 @@ def test_job_timeout(redis_url):
             client.get({"a": 1, "b": (slow, "a", 1.5)}, "b")
         client.settle()
         assert client.stores.list_keys("wukong/") == []
+
+
+def _step(value: int) -> int:
+    time.sleep(0.05)
+    return value + 1
+
+
+@pytest.mark.parametrize("long_task", [False, True])
+def test_a_timed_out_job_stops_its_executors(redis_url, long_task):
+    # Chains hold their inputs in memory, so they never read the failure mark with an input; they
+    # must look for it as they go, or run on past the clean-up and leave keys behind. A long task
+    # must not write its result once the client has given up waiting for it.
+    graph: dict = {}
+    for chain in range(2):
+        graph[(chain, 0)] = (_step, chain)
+        graph.update({(chain, i): (_step, (chain, i - 1)) for i in range(1, 100)})
+    graph["end"] = (sum, [(0, 99), (1, 99)])
+    if long_task:
+        graph[(1, 50)] = (slow, (1, 49), 4.0)
+    settings = {"compute_options": {"workers": 2}, "timeout": 1.0, "cleanup_timeout": 1.0}
+    with wukong.Client(storage=redis_url, **settings) as client:
+        begun = time.perf_counter()
+        with pytest.raises(wukong.JobTimeoutError):
+            client.get(graph, "end")
+        client.settle()
+        assert time.perf_counter() - begun < 5, "the executors ran on"
+        time.sleep(4)  # past the end of the chains and the long task: what strays could write
+        assert client.stores.list_keys("wukong/") == []

@@ -77,9 +77,20 @@ def test_a_missing_requested_key():
         build_task_graph({"a": 1}, ["a", "b"])
 
 
+def test_a_chain_of_100_000_tasks_runs(client):
+    # One executor runs it all (each task becomes its only dependent): no recursion anywhere, and
+    # a single page of schedules would not do (the plan is paged). 20,000 run on every pairing.
+    length = 100_000
+    graph: dict = {("link", 0): 0}
+    graph.update({("link", i): (operator.add, ("link", i - 1), 1) for i in range(1, length)})
+    root = ("link", length - 1)
+    assert client.get(graph, root) == dask.get(graph, root)
+    assert client.last_job.metrics.totals.executors == 1
+
+
 def test_a_fan_in_of_100_000_is_planned():
     # Run, the engine tests fan 10,000 in on every pairing; chains of 100,000 tasks are partitioned
-    # in tests/test_partition.py and 20,000 run in one executor on every pairing.
+    # in tests/test_partition.py.
     width = 100_000
     graph: dict = {("part", i): (operator.add, i, 0) for i in range(width)}
     graph["total"] = (sum, [("part", i) for i in range(width)])

@@ -20,6 +20,8 @@ import dask
 import pytest
 
 import wukong
+from wukong.backends.compute.local import LocalCompute
+from wukong.testing.workloads import layered, nap
 
 STORES = ["redis", "memcached"]
 
@@ -42,21 +44,6 @@ def client(storage: str) -> wukong.Client:
 def _slow(value: int, seconds: float = 1.0) -> int:
     time.sleep(seconds)
     return value
-
-
-def _nap(*values: int) -> int:
-    time.sleep(0.02)
-    return sum(values) + 1
-
-
-def _layered(width: int, depth: int) -> tuple[dict, str]:
-    """Layers of naps: each task reads two of the layer below (fan-out 2, fan-in 2), then one sum."""
-    graph: dict = {("n", 0, i): (_nap, i) for i in range(width)}
-    for layer in range(1, depth):
-        for i in range(width):
-            graph["n", layer, i] = (_nap, ("n", layer - 1, i), ("n", layer - 1, (i + 1) % width))
-    graph["total"] = (sum, [("n", depth - 1, i) for i in range(width)])
-    return graph, "total"
 
 
 def _kill_at(pool: wukong.Client, delays: list[float], rng: random.Random) -> threading.Thread:
@@ -90,14 +77,15 @@ def test_a_worker_killed_mid_task_is_retried_exactly(client):
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_workers_killed_at_random_moments(client, seed):
     rng = random.Random(seed)
-    graph, root = _layered(width=24, depth=6)
+    graph, root = layered(width=24, depth=6)
+    before = set(client.compute_backend.worker_pids)
     killer = _kill_at(client, [rng.uniform(0.2, 0.9) for _ in range(3)], rng)
     try:
         answer = client.get(graph, root)
     finally:
         killer.join()
     assert answer == dask.get(graph, root)
-    assert 1 <= client.compute_backend.retries <= 3  # a kill may land between invocations
+    assert before - set(client.compute_backend.worker_pids), "no kill landed"
 
 
 def _kills_its_worker_once(marker: str, value: int) -> int:
@@ -113,16 +101,40 @@ def _kills_its_worker(value: int) -> int:
 
 def test_a_task_that_crashed_once_succeeds_on_its_retry(client, tmp_path):
     marker = str(tmp_path / "crashed")
-    graph = {"x": 4, "y": (_kills_its_worker_once, marker, "x"), "z": (_nap, "y", "x")}
+    graph = {"x": 4, "y": (_kills_its_worker_once, marker, "x"), "z": (nap, "y", "x")}
     assert client.get(graph, "z") == dask.get(graph, "z") == 45
     assert client.compute_backend.retries == 1
 
 
 def test_a_task_that_always_crashes_fails_the_job_clearly(client):
-    graph = {"x": 4, "y": (_kills_its_worker, "x"), "z": (_nap, "y", "x")}
+    graph = {"x": 4, "y": (_kills_its_worker, "x"), "z": (nap, "y", "x")}
     begun = time.perf_counter()
     with pytest.raises(wukong.ComputeError, match=r"killed its worker 3 times .*exit code 3"):
         client.get(graph, "z")
     assert time.perf_counter() - begun < 30
     client.settle()
-    assert client.get({"a": 1, "b": (_nap, "a")}, "b") == 2  # a new pool
+    assert client.get({"a": 1, "b": (nap, "a")}, "b") == 2  # a new pool
+
+
+class _DiesOnArrival:
+    """A handler that kills the worker process that unpickles it, before it asks for work."""
+
+    def __call__(self, payload: bytes, context: object) -> None:
+        raise AssertionError("never runs")
+
+    def __reduce__(self):
+        return os._exit, (7,)
+
+
+def test_workers_that_die_as_they_start_fail_clearly():
+    compute = LocalCompute(workers=1)
+    compute.start(_DiesOnArrival())
+    try:
+        compute.invoke([b"a payload"])
+        deadline = time.perf_counter() + 30
+        with pytest.raises(wukong.ComputeError, match=r"die as they start .*exit code 7"):
+            while time.perf_counter() < deadline:
+                compute.check()
+                time.sleep(0.1)
+    finally:
+        compute.close()

@@ -78,6 +78,12 @@ class Client:
                 f"{compute.describe()} runs executors elsewhere; use "
                 "compute_options={'mode': 'threads'} with the local backend"
             )
+        if compute.capabilities.speculates and not self.stores.metadata.capabilities.conditional_increments:
+            raise ConfigError(
+                f"{compute.describe()} starts speculative backups, whose counts need a metadata store "
+                f"with conditional increments, which {self.stores.metadata.describe()} has not; use "
+                "redis (or embedded, ideal), or turn speculation off"
+            )
         compute.start(handle_invocation)
         return compute
 

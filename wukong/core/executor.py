@@ -32,15 +32,11 @@ job is marked failed, so executors that start later stop at once). Every executo
 job's count of live executors when it ends, whatever happened, so the client knows when the job's
 keys can be removed without an executor writing behind its back.
 
-On a platform that retries the invocations of a worker that died, a retry replays its crashed
-attempt: every decision above comes from counters that answer a repeated setting as they answered
-the first, so the retry makes the same ones; it counts in only the successors its attempt had not
-counted in (each hand-off that invokes leaves a mark with its count-in), invokes them all again
-(the platform drops repeated payloads), and ends at once if its attempt had counted itself out.
-
-On a platform that may deliver an invocation twice, each delivery first claims its invocation; a
-duplicate ends at once, and so does one that arrives after its job has ended (the job's live count
-is zero then, since the first delivery was counted in before it was invoked). On a platform that
+An invocation may run more than once: delivered twice, retried after its worker died, or run by
+a speculative backup beside a straggler. Every decision above comes from counters that answer a
+repeated setting as they answered the first, so each run makes the same decisions, and
+:class:`~wukong.core.attempts.Attempt` keeps the live count exact across runs (claims, marks,
+guarded counts). A delivery that arrives after its job has ended ends at once. On a platform that
 bills by duration, each executor adds its run time to the job's usage before it counts itself out.
 
 For experiments only, ``centralized`` options turn the executor into the PDSW'19 strawman's worker:
@@ -53,7 +49,6 @@ task's error record carries the log lines.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import threading
@@ -63,6 +58,7 @@ from typing import Any, NamedTuple
 
 from wukong.backends.compute.base import ExecutorContext
 from wukong.core import codec, logs, records
+from wukong.core.attempts import Attempt
 from wukong.core.invocation import Invocation, decode_payload, encode_payloads
 from wukong.core.keys import JobKeys
 from wukong.core.locality import MISSING, LocalityCache
@@ -76,7 +72,14 @@ logger = logging.getLogger("wukong.executor")
 
 
 class JobFailed(Exception):
-    """Internal: another executor reported a failure; this one stops."""
+    """Internal: another executor reported a failure, or the job timed out; this one stops."""
+
+
+class JobGone(JobFailed):
+    """Internal: the job's keys are gone (the client gave up on it); stop without writing a thing."""
+
+
+_CHECK_SECONDS = 0.5  # how often a running executor looks whether its job has failed
 
 
 class TaskFailed(Exception):
@@ -101,6 +104,8 @@ class PageCache:
         tasks = self._pages.get(entry)
         if tasks is None:
             blob = stores.metadata.get(keys.page(page))
+            if blob is None and stores.metadata.get(keys.submitted) is None:
+                raise JobGone
             if blob is None:
                 raise StorageError(
                     f"schedule page {page} of job {keys.job} is not in {stores.metadata.describe()} "
@@ -159,25 +164,21 @@ class Executor:
         self.keys = JobKeys(invocation.job)
         self.encoded = not stores.objects_stored_as_is
         self.max_object_bytes = stores.data.capabilities.max_object_bytes
-        self.recovering = False  # a retry of an attempt that crashed
+        self.attempt = Attempt(invocation, stores.metadata, context)
+        self._checked = time.monotonic()  # when it last looked whether the job failed
 
     def run(self) -> None:
         """Run the chain; report a failure to the job; always count this executor out."""
         keys = self.keys
-        options = self.options
-        if options.repeats_deliveries and not self._claim():
+        if not self.attempt.begin():
             return
-        if options.retries_crashes:
-            # A retry of an executor that died replays its attempt. The local pool says which
-            # deliveries are retries; where deliveries repeat, the one that wins the claim may be
-            # one (the platform's retry of a dead attempt carries the attempt's own event id).
-            self.recovering = options.repeats_deliveries or self.context.is_retry()  # type: ignore[attr-defined]
-            if self.recovering and self._attempt_ended():
-                return
         started = time.perf_counter()
         try:
             with logs.captured(self.options.log_lines) as self.log_lines:
                 self._run_chain(self.invocation.task, self.invocation.page)
+        except JobGone:
+            self._drop_waits()
+            return  # whatever it wrote now would be left behind, the count-out included
         except JobFailed:
             self._drop_waits()
         except TaskFailed as failure:
@@ -193,81 +194,28 @@ class Executor:
             if self.options.bills_duration:
                 counters[keys.billed_milliseconds] = math.ceil((time.perf_counter() - started) * 1000)
                 counters[keys.invocations] = 1
-            if self.options.retries_crashes:
-                counters[keys.ended(self.invocation.task)] = 1
-            counters[keys.live_executors] = -1
-            self._count_out(counters)
+            self.attempt.end(counters, self.timeline.encode())
 
-    def _count_out(self, counters: dict[str, int]) -> None:
-        """Send the task records, metrics and count-out; without the records if they do not fit."""
-        keys, timeline = self.keys, self.timeline.encode()
-        try:
-            if timeline is None:
-                self.metadata.increment_many(counters)
-                return
-            try:
-                self.metadata.append_and_increment(keys.task_records, timeline, counters)
-            except StorageError:
-                # A full record list (memcached's items are bounded) must not keep the job from
-                # ending: the append failed before any count, so count out without the records.
-                logger.warning("job %s: task records of executor %d lost", keys.job, self.invocation.task)
-                self.metadata.increment_many(counters)
-        except StorageError:
-            logger.exception("job %s: cannot count this executor out", keys.job)
+    def _check_job(self) -> None:
+        """Every half second or so of running, stop if the job failed or its keys are gone.
 
-    def _attempt_ended(self) -> bool:
-        """Whether the crashed attempt this retries had counted itself out (its worker died after)."""
-        job, task = self.keys.job, self.invocation.task
-        try:
-            ended = self.metadata.increment(self.keys.ended(task), 0) > 0
-        except StorageError:
-            logger.exception("job %s: cannot read whether the executor of task %d ended", job, task)
-            return False
-        if ended:
-            logger.info("job %s: the executor of task %d had ended; its retry ends", job, task)
-        return ended
-
-    def _count_in(self, task: int, count: int) -> None:
-        """Count in the ``count`` executors ``task``'s hand-off invokes, before they are invoked.
-
-        Where crashed invocations are retried, the count-in leaves a mark in the same batch, and
-        a retry replaying the hand-off counts in only if the mark is not there.
+        Executors of a failed job also stop at their next input read, which carries the failure
+        mark; this catches chains that read nothing (their inputs stay in memory) and long tasks,
+        whose results would otherwise be written after the client has cleaned up.
         """
-        keys = self.keys
-        if not self.options.retries_crashes:
-            self.metadata.increment(keys.live_executors, count)
+        now = time.monotonic()
+        if now - self._checked < _CHECK_SECONDS:
             return
-        if self.recovering and self.metadata.increment(keys.fanned_out(task), 0) > 0:
-            return
-        # The count first: a store that applies them one by one and a crash in between must leave
-        # one count too many (a job that waits) rather than one too few (keys removed too early).
-        self.metadata.increment_many({keys.live_executors: count, keys.fanned_out(task): 1})
+        self._checked = now
+        failed, submitted = self.metadata.get_many([self.keys.failed, self.keys.submitted])
+        if submitted is None:
+            raise JobGone
+        if failed is not None:
+            raise JobFailed
 
     def _drop_waits(self) -> None:
         """The job failed: let go of the outputs its executors in this thread were holding."""
         _waiting.waits = [wait for wait in _waiting.waits if wait.job != self.keys.job]
-
-    def _claim(self) -> bool:
-        """Whether this delivery owns the invocation (its first event, or a retry of that event).
-
-        Each event sets its own bit (from its id) in the claim: the first event's bit answers 1,
-        to its first delivery and to the platform's retries of it alike; a duplicate event answers
-        more, and ends. So does a delivery that comes after its job has ended.
-        """
-        keys, task = self.keys, self.invocation.task
-        event = self.context.event_id()  # type: ignore[attr-defined]
-        bit = int.from_bytes(hashlib.blake2b(event.encode(), digest_size=4).digest(), "little") >> 1
-        try:
-            if self.metadata.set_bit_and_count(keys.claim(task), bit) > 1:
-                logger.info("job %s: task %d delivered again; this delivery ends", keys.job, task)
-                return False
-            if self.metadata.increment(keys.live_executors, 0) > 0:
-                return True
-            # The job has ended (its keys are gone, or going): remove the claim just created.
-            self.metadata.delete_many([keys.claim(task)])
-        except StorageError:
-            logger.exception("job %s: cannot claim the invocation of task %d", keys.job, task)
-        return False
 
     def _run_chain(self, task: int, page: int) -> None:
         self.queued.append((task, page))
@@ -283,7 +231,9 @@ class Executor:
             task, page = self.queued.pop()
             plan = _pages.task(self.stores, self.keys, page, task, self.metrics)
             try:
+                self._check_job()
                 value = self._compute(task, plan)
+                self._check_job()  # a long task: the job may have failed meanwhile
                 here = self._hand_off(task, plan, value)
             except (TaskFailed, JobFailed):
                 raise
@@ -369,7 +319,7 @@ class Executor:
         self.timeline.written(task)
         if others:
             # Counted before they start, so the live count never reads zero while they run.
-            self._count_in(task, len(others))
+            self.attempt.count_in(task, len(others))
             invocations = [self.invocation.successor(e.task, e.page) for e in others]
             self.context.invoke(encode_payloads(invocations, self.stores))
             self.timeline.invoked(task, len(others))

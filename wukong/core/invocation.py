@@ -42,6 +42,7 @@ class ExecutorOptions(NamedTuple):
     storage_bytes_per_second: float | None = None
     centralized: bool = False
     retries_crashes: bool = False
+    speculative: bool = False
 
 
 class Invocation(NamedTuple):

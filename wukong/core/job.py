@@ -107,6 +107,7 @@ class Job:
             storage_bytes_per_second=capabilities.storage_bytes_per_second,
             centralized=self.central is not None,
             retries_crashes=capabilities.retries_crashes,
+            speculative=capabilities.speculates,
         )
         return Invocation(self.keys.job, self.stores_spec, task, page, options)
 
@@ -298,11 +299,14 @@ class Job:
                     yield keys.holders(task)
         if self._may_store_payloads:
             yield from (keys.invocation(task) for task in range(len(plan.tasks)))
-        if self.compute.capabilities.retries_crashes:
+        capabilities = self.compute.capabilities
+        if capabilities.retries_crashes or capabilities.speculates:
             for task, task_plan in enumerate(plan.tasks):
                 yield keys.ended(task)
                 if len(task_plan.dependents) > 1:
                     yield keys.fanned_out(task)
+                if capabilities.speculates:
+                    yield from (keys.won(task), keys.backup_in(task), keys.backup_out(task))
 
     def _data_keys(self) -> Iterator[str]:
         keys, central = self.keys, self.central is not None

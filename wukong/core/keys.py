@@ -60,6 +60,18 @@ class JobKeys:
         """
         return f"{ROOT}{self.job}/e/{task}"
 
+    def won(self, task: int) -> str:
+        """Set by the first attempt of task ``task``'s invocation to end, with speculation."""
+        return f"{ROOT}{self.job}/w/{task}"
+
+    def backup_in(self, task: int) -> str:
+        """Set when the speculative backup of task ``task``'s invocation has counted itself in."""
+        return f"{ROOT}{self.job}/bi/{task}"
+
+    def backup_out(self, task: int) -> str:
+        """Set when the speculative backup of task ``task``'s invocation has counted itself out."""
+        return f"{ROOT}{self.job}/bo/{task}"
+
     def fanned_out(self, task: int) -> str:
         """Set when the executors that task ``task``'s hand-off invokes have been counted in."""
         return f"{ROOT}{self.job}/f/{task}"

@@ -58,6 +58,11 @@ def _set_bits(target: StorageConfig | StorageBackend, counter: str, bits: list[i
         return [store.set_bit_and_count(counter, bit) for bit in bits for _ in range(2)]
 
 
+def _race(target: StorageConfig | StorageBackend, guard: str, counter: str) -> bool:
+    with _opened(target) as store:
+        return store.increment_once(guard, {counter: 1})
+
+
 def _increment(target: StorageConfig | StorageBackend, counter: str, times: int) -> None:
     with _opened(target) as store:
         for _ in range(times):
@@ -251,6 +256,32 @@ class StorageConformance(ObjectConformance):
         store.increment_many({prefix + "a": 5, prefix + "b": 7, prefix + "live": -1})
         store.increment_many({prefix + "a": 1})
         assert [store.increment(prefix + name, 0) for name in ("a", "b", "live")] == [6, 7, 2]
+
+    def test_increment_once_applies_once(self, store: StorageBackend, prefix: str) -> None:
+        amounts = {prefix + "live": 2, prefix + "m": 5}
+        if not store.capabilities.conditional_increments:
+            with pytest.raises(StorageError, match="no conditional increments"):
+                store.increment_once(prefix + "guard", amounts)
+            return
+        assert store.increment_once(prefix + "guard", amounts) is True
+        assert store.increment_once(prefix + "guard", amounts) is False
+        assert store.increment_once(prefix + "other", {prefix + "live": -1}) is True
+        assert [store.increment(prefix + name, 0) for name in ("live", "m")] == [1, 5]
+        # Only while a counter is positive: not at all (the guard stays unset) while it is not.
+        alive, cover = prefix + "alive", prefix + "cover"
+        assert store.increment_once(cover, {alive: 1}, while_positive=alive) is False
+        assert store.increment(alive, 0) == 0
+        store.increment(alive, 1)
+        assert store.increment_once(cover, {alive: 1}, while_positive=alive) is True
+        assert store.increment_once(cover, {alive: 1}, while_positive=alive) is False
+        assert store.increment(alive, 0) == 2
+        # Racing workers: exactly one applies.
+        targets = [self._target(store)] * _WORKERS * 4
+        guards, counters = [prefix + "g"] * len(targets), [prefix + "n"] * len(targets)
+        with self._workers(store) as pool:
+            wins = list(pool.map(_race, targets, guards, counters))
+        assert wins.count(True) == 1
+        assert store.increment(prefix + "n", 0) == 1
 
     def test_pop_all_with_a_tiny_timeout_returns_at_once(self, store: StorageBackend, prefix: str) -> None:
         for timeout in (0.0, 0.0009, 0.001, 0.0015):

@@ -42,6 +42,25 @@ def tree_reduction(leaves: int, delay_ms: float = 0, leaf_tasks: bool = False) -
     return graph, keys[0]
 
 
+def nap(*values: int) -> int:
+    """Sleep 20 ms, then add one to the sum of ``values``: a short task with real duration."""
+    time.sleep(0.02)
+    return sum(values) + 1
+
+
+def layered(width: int = 24, depth: int = 6) -> tuple[dict, str]:
+    """Layers of naps, each task reading two of the layer below (fan-out 2, fan-in 2), then a sum.
+
+    Busy enough that a worker killed at a random moment is most likely in a task or a storage call.
+    """
+    graph: dict = {("n", 0, i): (nap, i) for i in range(width)}
+    for layer in range(1, depth):
+        for i in range(width):
+            graph["n", layer, i] = (nap, ("n", layer - 1, i), ("n", layer - 1, (i + 1) % width))
+    graph["total"] = (sum, [("n", depth - 1, i) for i in range(width)])
+    return graph, "total"
+
+
 def gemm():
     """``X @ X.T`` of a 1200x1200 array in 400x400 chunks."""
     x = da.random.RandomState(1).random_sample((1200, 1200), chunks=(400, 400))

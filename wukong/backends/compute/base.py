@@ -66,6 +66,10 @@ class ComputeCapabilities:
             let a retry replay its crashed attempt exactly (the successors it counted in, whether
             it ended). A retry invokes again what its attempt invoked: the backend must drop
             such repeated payloads, or deliver each with the same event id (claims drop them).
+        speculates: the backend may start a backup attempt of an invocation that runs long,
+            beside it, saying so through the context's ``is_backup()`` (and ``is_retry()``); it
+            stops the attempt that loses, and retries it. Executors then count through guarded
+            increments, which the metadata store must offer (``conditional_increments``).
 
     """
 
@@ -77,6 +81,7 @@ class ComputeCapabilities:
     lost_after_seconds: float | None = None
     storage_bytes_per_second: float | None = None
     retries_crashes: bool = False
+    speculates: bool = False
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from wukong.backends.compute.base import (
     ComputeCapabilities,
     InvocationHandler,
 )
-from wukong.backends.compute.process_pool import MAX_NESTED, ProcessPool
+from wukong.backends.compute.process_pool import MAX_NESTED, ProcessPool, Speculation
 from wukong.backends.options import BackendOptions
 from wukong.errors import ComputeError
 
@@ -47,6 +47,11 @@ class LocalOptions(BackendOptions):
             the cores); ``None`` leaves the environment alone.
         max_attempts: how often an invocation is started before the job fails, when its worker
             process dies each time (3: the first run and two retries, as AWS Lambda does).
+        speculate_after: start a backup of an invocation that has run this many times the pool's
+            median invocation time (processes only; ``None``, the default, never does). The first
+            of the two to end wins; the other is stopped. Needs a metadata store with
+            conditional increments (redis, embedded).
+        speculate_min_seconds: never back up an invocation younger than this.
 
     """
 
@@ -55,6 +60,8 @@ class LocalOptions(BackendOptions):
     start_method: Literal["spawn", "forkserver", "fork"] = "spawn"
     blas_threads: int | None = Field(default=1, ge=1)
     max_attempts: int = Field(default=3, ge=1)
+    speculate_after: float | None = Field(default=None, gt=1)
+    speculate_min_seconds: float = Field(default=1.0, ge=0)
 
 
 class _QueueContext:
@@ -126,7 +133,10 @@ class LocalCompute(ComputeBackend):
         super().__init__(**options)
         threads = self.options.mode == "threads"
         self.capabilities = ComputeCapabilities(
-            runs_in_client_process=threads, can_pause=True, retries_crashes=not threads
+            runs_in_client_process=threads,
+            can_pause=True,
+            retries_crashes=not threads,
+            speculates=not threads and self.options.speculate_after is not None,
         )
         self._threads: list[threading.Thread] = []
         self._invocations: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -149,6 +159,11 @@ class LocalCompute(ComputeBackend):
                 blas_threads=options.blas_threads,
                 max_attempts=options.max_attempts,
                 description=self.describe(),
+                speculation=(
+                    None
+                    if options.speculate_after is None
+                    else Speculation(options.speculate_after, options.speculate_min_seconds)
+                ),
             )
             self._pool.start()
             return
@@ -171,6 +186,11 @@ class LocalCompute(ComputeBackend):
     def retries(self) -> int:
         """How many invocations were delivered again because their worker process died."""
         return self._pool.retries if self._pool is not None else 0
+
+    @property
+    def backups(self) -> int:
+        """How many speculative backups were started."""
+        return self._pool.backups if self._pool is not None else 0
 
     def invoke(self, payloads: Sequence[bytes]) -> None:
         """Hand the payloads to the workers; a free worker takes each."""

@@ -14,9 +14,16 @@ puts on such a queue leaves through a feeder thread, so a worker killed just aft
 ended could take its successors' invocations with it. A pipe per worker has no shared lock, and
 ``Connection.send`` returns only once the bytes are in the pipe, where they outlive the sender.
 
-Each worker asks for its next payload as it starts one (one in hand, one on the way), and names in
-shared memory the payloads it has started, so that the dispatcher knows which ones to retry. It
-clears the name only after it has told the dispatcher the payload is done.
+Each worker asks for its next batch of payloads as it starts the last one it holds, and names in
+shared memory the payloads it has started, and those it has finished but not yet reported (it
+reports them with its next request, to save messages). When a worker dies, the dispatcher counts
+the finished ones done and delivers the others again, as retries, which replay their crashed
+attempts (see :mod:`wukong.core.attempts`).
+
+With speculation on, workers also say when they start a payload. A payload that has run longer than
+a multiple of the pool's median run time gets a backup: the same payload, marked as such, on an
+idle worker. When either attempt is done, the dispatcher kills the other's worker and delivers the
+loser again as a retry, which only lets go of its part (see :mod:`wukong.core.attempts`).
 """
 
 from __future__ import annotations
@@ -25,15 +32,17 @@ import contextlib
 import hashlib
 import logging
 import multiprocessing
-import multiprocessing.connection
 import os
+import selectors
+import signal
 import socket
+import statistics
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from wukong.backends.compute.base import InvocationHandler
 from wukong.core import logs
@@ -43,24 +52,43 @@ logger = logging.getLogger("wukong.compute.local")
 
 MAX_NESTED = 32  # executors one worker holds in delayed I/O while it runs others (stack depth)
 _BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-_SEEN_CAPACITY = 500_000  # payload digests remembered to drop repeated invocations
-_CREDIT, _INVOKE, _DONE = 0, 1, 2  # what a worker tells the dispatcher
+_SEEN_CAPACITY = 2_000_000  # payload digests kept to drop repeated invocations, in one busy spell
+_CREDIT, _INVOKE, _DONE, _STARTED = 0, 1, 2, 3  # what a worker tells the dispatcher
+_SPECULATION_POLL_SECONDS = 0.05
+_FAILED_STARTS_LIMIT = 3
+_MAX_BATCH = 64
+_FINISHED_CAPACITY = 64  # payloads a worker reports at once, at most
+
+
+class Speculation(NamedTuple):
+    """When a payload gets a backup: after ``factor`` times the median run, and ``min_seconds``."""
+
+    factor: float
+    min_seconds: float
 
 
 class PipeContext:
     """The executor context of a worker process: invoking is sending up the worker's pipe.
 
-    While an executor waits (delayed I/O), ``pause`` runs the next payload the dispatcher sends, in
-    the same worker, so a pool of two processes is not blocked by two waiting executors.
+    Payloads arrive in batches (one when the pool is quiet, up to 64 when many wait), kept in a
+    local queue; the worker asks for the next batch as it starts the last one it holds. While an
+    executor waits (delayed I/O), ``pause`` runs the next payload in the same worker, so a pool of
+    two processes is not blocked by two waiting executors.
     """
 
-    def __init__(self, connection: Any, started: Any, handler: InvocationHandler):
+    def __init__(
+        self, connection: Any, started: Any, finished: Any, handler: InvocationHandler, report_starts: bool
+    ):
         self._connection = connection
-        self._started = started  # [depth, id of the outer payload, ..., id of the innermost]
+        self._started = started  # [depth, number of the outer payload, ..., of the innermost]
+        self._finished = finished  # [count, numbers of payloads finished and not yet reported]
         self._handler = handler
+        self._report_starts = report_starts
+        self._local: deque[tuple[int, bytes, bool, bool]] = deque()
         self._asked = False
         self._stopping = False
         self._retry = False
+        self._backup = False
 
     def invoke(self, payloads: Sequence[bytes]) -> None:
         """Send the payloads to the dispatcher, which hands each to a worker."""
@@ -75,47 +103,60 @@ class PipeContext:
         """Whether the payload now starting was started before by a worker that died."""
         return self._retry
 
+    def is_backup(self) -> bool:
+        """Whether the payload now starting is a speculative backup of one still running."""
+        return self._backup
+
     def pause(self, seconds: float) -> None:
-        """Run the next payload if one comes within ``seconds``; else just wait."""
-        depth = self._started[0]
-        if depth >= MAX_NESTED or self._stopping:
+        """Run the next payload if one is here or comes within ``seconds``; else just wait."""
+        if self._started[0] >= MAX_NESTED or self._stopping:
             time.sleep(seconds)
             return
-        self._ask()
-        if not self._connection.poll(seconds):
-            return
-        message = self._receive()
-        if message is None:
-            self._stopping = True  # for the worker's own loop, once the waiting executors end
-            return
-        self._run(*message)
+        if not self._local:
+            self._ask()
+            if not self._connection.poll(seconds) or not self._receive():
+                return
+        self._run(*self._local.popleft())
 
     def serve(self) -> None:
         """Run payloads until the dispatcher says stop."""
         while not self._stopping:
-            self._ask()
-            message = self._receive()
-            if message is None:
-                return
-            self._run(*message)
+            if not self._local:
+                self._ask()
+                if not self._receive():
+                    return
+            self._run(*self._local.popleft())
 
     def _ask(self) -> None:
         if not self._asked:
-            self._connection.send((_CREDIT, None))
+            self._connection.send((_CREDIT, self._unreported()))
+            self._finished[0] = 0  # reported
             self._asked = True
 
-    def _receive(self) -> tuple[int, bytes, bool] | None:
-        message = self._connection.recv()
-        self._asked = False
-        return message
+    def _unreported(self) -> list[int]:
+        finished = self._finished
+        return [finished[index] for index in range(1, finished[0] + 1)]
 
-    def _run(self, number: int, payload: bytes, retry: bool) -> None:
+    def _receive(self) -> bool:
+        """Take the next batch; ``False`` when the dispatcher says stop."""
+        batch = self._connection.recv()
+        self._asked = False
+        if batch is None:
+            self._stopping = True  # a paused executor's worker stops once the waiting ones end
+            return False
+        self._local.extend(batch)
+        return True
+
+    def _run(self, number: int, payload: bytes, retry: bool, backup: bool) -> None:
         started = self._started
         depth = started[0] + 1
         started[depth] = number
         started[0] = depth  # named before it starts: a death from here on retries it
-        self._retry = retry
-        self._ask()  # the next payload travels while this one runs
+        self._retry, self._backup = retry, backup
+        if self._report_starts:
+            self._connection.send((_STARTED, number))
+        if not self._local:
+            self._ask()  # the next batch travels while this payload runs
         try:
             self._handler(payload, self)
         except Exception:
@@ -123,18 +164,38 @@ class PipeContext:
             # it is a bug in wukong, logged so the worker stays up for the next invocation.
             logger.exception("executor failed outside any task")
         finally:
-            self._connection.send((_DONE, number))
-            started[0] = depth - 1  # after the dispatcher knows it is done: never retried then
+            finished = self._finished
+            count = finished[0] + 1
+            finished[count] = number
+            finished[0] = count  # named as finished before it stops being named as started
+            started[0] = depth - 1
+            if self._report_starts or count == _FINISHED_CAPACITY:  # speculation times every run
+                self._connection.send((_DONE, self._unreported()))
+                finished[0] = 0
 
 
-def worker_main(connection: Any, started: Any, handler: InvocationHandler, blas_threads: int | None) -> None:
+def worker_main(
+    connection: Any,
+    shared: tuple[Any, Any],
+    handler: InvocationHandler,
+    blas_threads: int | None,
+    report_starts: bool,
+) -> None:
     """The body of a worker process."""
     logs.configure_worker()
     if blas_threads is not None:
         for variable in _BLAS_THREAD_VARIABLES:
             os.environ[variable] = str(blas_threads)
     with contextlib.suppress(EOFError, OSError):  # the client went away: nothing left to run for
-        PipeContext(connection, started, handler).serve()
+        PipeContext(connection, *shared, handler, report_starts).serve()
+
+
+class _Held(NamedTuple):
+    """A payload handed to a worker: which attempt, and whether it is a speculative backup."""
+
+    payload: bytes
+    attempt: int
+    backup: bool = False
 
 
 @dataclass(eq=False)
@@ -144,11 +205,21 @@ class _Worker:
     process: Any
     connection: Any
     started: Any  # shared with the process: see PipeContext
-    held: dict[int, tuple[bytes, int]] = field(default_factory=dict)  # number -> (payload, attempt)
+    finished: Any
+    held: dict[int, _Held] = field(default_factory=dict)  # by number
     credits: int = 0
+    stopped_for_race: bool = False  # killed by the dispatcher: its payloads lost nothing
+    ready: bool = False  # it has asked for work: it got through its start
 
-    def started_numbers(self) -> set[int]:
-        return {self.started[index] for index in range(1, self.started[0] + 1)}
+    def running_numbers(self) -> set[int]:
+        """The payloads it began and has not finished."""
+        started = self.started
+        return {started[index] for index in range(1, started[0] + 1)} - self.finished_numbers()
+
+    def finished_numbers(self) -> set[int]:
+        """The payloads it finished and has not reported yet."""
+        finished = self.finished
+        return {finished[index] for index in range(1, finished[0] + 1)}
 
 
 class ProcessPool:
@@ -163,20 +234,30 @@ class ProcessPool:
         blas_threads: int | None,
         max_attempts: int,
         description: str,
+        speculation: Speculation | None = None,
     ):
         self._handler, self._size, self._blas_threads = handler, workers, blas_threads
+        self._speculation = speculation
+        self._started_at: dict[int, float] = {}
+        self._run_seconds: deque[float] = deque(maxlen=200)
+        self._twins: dict[int, int] = {}  # a started payload and its backup, both ways
+        self._backed_up: set[int] = set()
         self._context = multiprocessing.get_context(start_method)
         self._max_attempts, self._description = max_attempts, description
         self._workers: list[_Worker] = []
         self._inbox: deque[bytes] = deque()  # from the client, any thread
-        self._pending: deque[tuple[bytes, int]] = deque()  # (payload, attempt), dispatcher only
+        self._pending: deque[_Held] = deque()  # dispatcher only
         self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._numbers = iter(range(1, 1 << 62))
         self._wake_reader, self._wake_writer = socket.socketpair()
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_reader, selectors.EVENT_READ)
         self._failure: ComputeError | None = None
         self._closing = False
         self.retries = 0
         self.restarts = 0
+        self.backups = 0
+        self._failed_starts = 0  # workers in a row that died before asking for work
         self._thread = threading.Thread(target=self._dispatch_forever, name="wukong-dispatcher", daemon=True)
 
     def start(self) -> None:
@@ -217,6 +298,7 @@ class ProcessPool:
                 worker.process.join(timeout=5)
             worker.connection.close()
         self._workers = []
+        self._selector.close()
         self._wake_reader.close()
         self._wake_writer.close()
 
@@ -227,15 +309,20 @@ class ProcessPool:
     def _spawn(self, number: int) -> _Worker:
         ours, theirs = self._context.Pipe(duplex=True)
         started = self._context.RawArray("q", MAX_NESTED + 2)
+        finished = self._context.RawArray("q", _FINISHED_CAPACITY + 1)
+        report_starts = self._speculation is not None
         process = self._context.Process(
             target=worker_main,
-            args=(theirs, started, self._handler, self._blas_threads),
+            args=(theirs, (started, finished), self._handler, self._blas_threads, report_starts),
             name=f"wukong-executor-{number}",
             daemon=True,
         )
         process.start()
         theirs.close()
-        return _Worker(process, ours, started)
+        worker = _Worker(process, ours, started, finished)
+        self._selector.register(ours, selectors.EVENT_READ, worker)
+        self._selector.register(process.sentinel, selectors.EVENT_READ, worker)
+        return worker
 
     def _dispatch_forever(self) -> None:
         try:
@@ -246,21 +333,23 @@ class ProcessPool:
             self._failure = ComputeError(f"{self._description}: the dispatcher failed: {error!r}")
 
     def _step(self) -> None:
-        by_connection = {worker.connection: worker for worker in self._workers}
-        by_sentinel = {worker.process.sentinel: worker for worker in self._workers}
-        ready = multiprocessing.connection.wait([*by_connection, *by_sentinel, self._wake_reader])
+        timeout = None if self._speculation is None else _SPECULATION_POLL_SECONDS
         dead: list[_Worker] = []
-        for ready_object in ready:
-            if ready_object is self._wake_reader:
+        for key, _ in self._selector.select(timeout):
+            worker = key.data
+            if worker is None:
                 self._wake_reader.recv(4096)
-                continue
-            worker = by_connection.get(ready_object) or by_sentinel[ready_object]
-            if (ready_object is worker.process.sentinel or not self._read(worker)) and worker not in dead:
+            elif (key.fileobj == worker.process.sentinel or not self._read(worker)) and worker not in dead:
                 dead.append(worker)
         for worker in dead:
             self._replace(worker)
-        self._accept(self._take_inbox(), attempt=0)
+        self._accept(self._take_inbox())
         self._hand_out()
+        if not self._pending and not any(worker.held for worker in self._workers):
+            # Idle: every payload seen has ended, so no retry can repeat one any more.
+            self._seen.clear()
+        if self._speculation is not None:
+            self._speculate(self._speculation)
 
     def _take_inbox(self) -> list[bytes]:
         payloads = []
@@ -274,17 +363,64 @@ class ProcessPool:
         try:
             while connection.poll():
                 kind, body = connection.recv()
-                if kind == _CREDIT:
-                    worker.credits += 1
-                elif kind == _INVOKE:
-                    self._accept(body, attempt=0)
-                else:
-                    worker.held.pop(body, None)
+                if kind == _INVOKE:
+                    self._accept(body)
+                elif kind == _STARTED:
+                    self._started_at[body] = time.monotonic()
+                else:  # done, or done and asking for more
+                    for number in body:
+                        self._done(worker, number)
+                    if kind == _CREDIT:
+                        worker.credits += 1
+                        worker.ready = True
         except (EOFError, OSError):
             return False
         return True
 
-    def _accept(self, payloads: Sequence[bytes], attempt: int) -> None:
+    def _done(self, worker: _Worker, number: int) -> None:
+        held = worker.held.pop(number, None)
+        started = self._started_at.pop(number, None)
+        if held is not None and started is not None and not held.backup:
+            self._run_seconds.append(time.monotonic() - started)
+        twin = self._twins.pop(number, None)
+        if twin is None:
+            return
+        del self._twins[twin]
+        for other in self._workers:
+            if twin in other.held and not other.stopped_for_race:
+                # The race is won: stop the loser now (its retry only lets go of its part).
+                other.stopped_for_race = True
+                with contextlib.suppress(ProcessLookupError):  # it died on its own meanwhile
+                    os.kill(other.process.pid, signal.SIGKILL)
+
+    def _speculate(self, speculation: Speculation) -> None:
+        """Give a backup to one payload that has run too long, if a worker is idle."""
+        idle = [worker for worker in self._workers if worker.credits > 0 and not worker.held]
+        if not idle or not self._started_at:
+            return
+        median = statistics.median(self._run_seconds) if self._run_seconds else 0.0
+        limit = max(speculation.min_seconds, speculation.factor * median)
+        now = time.monotonic()
+        for worker in self._workers:
+            for number, held in worker.held.items():
+                began = self._started_at.get(number)
+                if held.backup or number in self._backed_up or began is None or now - began < limit:
+                    continue
+                self._backed_up.add(number)
+                backup = next(self._numbers)
+                target = idle[0]
+                try:
+                    target.connection.send([(backup, held.payload, False, True)])
+                except OSError:
+                    return  # it died: its sentinel will tell
+                target.credits -= 1
+                target.held[backup] = _Held(held.payload, 0, backup=True)
+                self._twins[number], self._twins[backup] = backup, number
+                self.backups += 1
+                logger.info("a payload ran %.1f s (limit %.1f s): a backup started", now - began, limit)
+                return
+
+    def _accept(self, payloads: Sequence[bytes]) -> None:
         """Queue new payloads; drop those seen before (a retried executor's repeated invocations)."""
         seen = self._seen
         for payload in payloads:
@@ -294,38 +430,51 @@ class ProcessPool:
             seen[digest] = None
             if len(seen) > _SEEN_CAPACITY:
                 seen.popitem(last=False)
-            self._pending.append((payload, attempt))
+            self._pending.append(_Held(payload, 0))
 
     def _hand_out(self) -> None:
+        """Send batches to the workers that asked: one payload when few wait, more when many do."""
         pending = self._pending
         while pending:
             ready = [worker for worker in self._workers if worker.credits > 0]
             if not ready:
                 return
             worker = min(ready, key=lambda candidate: len(candidate.held))
-            payload, attempt = pending.popleft()
-            number = next(self._numbers)
+            size = max(1, min(_MAX_BATCH, len(pending) // (2 * len(self._workers))))
+            batch = [(next(self._numbers), pending.popleft()) for _ in range(min(size, len(pending)))]
             try:
-                worker.connection.send((number, payload, attempt > 0))
+                worker.connection.send(
+                    [(number, held.payload, held.attempt > 0, held.backup) for number, held in batch]
+                )
             except OSError:
-                pending.appendleft((payload, attempt))  # it died: its sentinel will tell
+                pending.extendleft(held for _, held in reversed(batch))  # it died: its sentinel will tell
                 worker.credits = 0
                 return
             worker.credits -= 1
-            worker.held[number] = (payload, attempt)
+            worker.held.update(batch)
 
     def _replace(self, dead: _Worker) -> None:
         """A worker died: read what it sent before, retry what it held, start another in its place."""
         self._read(dead)
         dead.process.join(timeout=1)
-        started = dead.started_numbers()
+        # A finished payload is done: its executor counted itself out and its invocations are in
+        # the pipe, read above. Delivering it again would only charge it an attempt it never used.
+        for number in dead.finished_numbers():
+            self._done(dead, number)
+        started = dead.running_numbers()
         code = dead.process.exitcode
-        for number, (payload, attempt) in dead.held.items():
+        for number, held in dead.held.items():
+            self._started_at.pop(number, None)
+            twin = self._twins.pop(number, None)
+            if twin is not None:
+                self._twins.pop(twin, None)  # its retry races on, unwatched
             if number not in started:
-                self._pending.appendleft((payload, attempt))  # never began: deliver it as it was
-            elif attempt + 1 >= self._max_attempts:
+                self._pending.appendleft(held)  # never began: deliver it as it was
+            elif dead.stopped_for_race:
+                self._pending.appendleft(held._replace(attempt=max(held.attempt, 1)))
+            elif held.attempt + 1 >= self._max_attempts:
                 self._failure = ComputeError(
-                    f"{self._description}: an invocation killed its worker {attempt + 1} times "
+                    f"{self._description}: an invocation killed its worker {held.attempt + 1} times "
                     f"(last: pid {dead.process.pid}, exit code {code}); it is not retried again"
                 )
             else:
@@ -335,8 +484,20 @@ class ProcessPool:
                     dead.process.pid,
                     code,
                 )
-                self._pending.appendleft((payload, attempt + 1))
+                self._pending.appendleft(held._replace(attempt=held.attempt + 1))
+        # Before the close: a new pipe may reuse the file descriptor, which the selector keys on.
+        self._selector.unregister(dead.connection)
+        self._selector.unregister(dead.process.sentinel)
         dead.connection.close()
+        if dead.ready:
+            self._failed_starts = 0
+        elif code != -signal.SIGKILL:  # a worker killed from outside says nothing of the start
+            self._failed_starts += 1
+        if self._failed_starts >= _FAILED_STARTS_LIMIT:
+            self._failure = ComputeError(
+                f"{self._description}: worker processes die as they start (the last with exit "
+                f"code {code}); see the log above for why"
+            )
         index = self._workers.index(dead)
         self._workers[index] = self._spawn(index)
         self.restarts += 1

@@ -68,6 +68,8 @@ class StorageCapabilities:
         stores_objects: values are kept as Python objects, not bytes, so executors skip
             serialization (the ideal store's zero-copy access).
         max_object_bytes: the largest object the store accepts, or ``None`` for no limit.
+        conditional_increments: :meth:`StorageBackend.increment_once` is atomic (speculative
+            execution needs it: two attempts of one invocation must count once between them).
 
     """
 
@@ -75,6 +77,7 @@ class StorageCapabilities:
     shared_across_processes: bool = True
     stores_objects: bool = False
     max_object_bytes: int | None = None
+    conditional_increments: bool = False
 
 
 class StorageBackend(ABC):
@@ -170,6 +173,19 @@ class StorageBackend(ABC):
         """Apply several :meth:`increment` calls, in order; stores that batch them override this."""
         for key, amount in amounts.items():
             self.increment(key, amount)
+
+    def increment_once(
+        self, guard: str, amounts: Mapping[str, int], *, while_positive: str | None = None
+    ) -> bool:
+        """Set ``guard`` and apply ``amounts``, atomically, unless ``guard`` is set already.
+
+        With ``while_positive``, also only if the counter under that key is above zero at that
+        moment (a backup joins a job's live count only while the job is alive: once the client has
+        read zero there, it removes the job's keys). Returns whether this call applied the
+        amounts. Required when ``capabilities.conditional_increments``: of two attempts of one
+        invocation running at once (a speculative backup), exactly one counts each thing in or out.
+        """
+        raise StorageError(f"{self.describe()} has no conditional increments (needed by speculation)")
 
     def append_and_increment(self, key: str, record: bytes, amounts: Mapping[str, int]) -> None:
         """Append ``record`` to the list ``key``, then apply ``amounts`` as :meth:`increment_many` does.

@@ -34,7 +34,9 @@ class IdealStorage(StorageBackend):
 
     name = "ideal"
     Options = IdealOptions
-    capabilities = StorageCapabilities(shared_across_processes=False, stores_objects=True)
+    capabilities = StorageCapabilities(
+        shared_across_processes=False, stores_objects=True, conditional_increments=True
+    )
 
     def __init__(self, **options: Any):
         if options.get("instance"):
@@ -100,6 +102,18 @@ class IdealStorage(StorageBackend):
             if amount:
                 self._data[key] = value
             return value
+
+    def increment_once(
+        self, guard: str, amounts: Mapping[str, int], *, while_positive: str | None = None
+    ) -> bool:
+        """Under the lock: set the guard and add the amounts, unless the guard is there."""
+        with self._changed:
+            if guard in self._data or (while_positive is not None and self._data.get(while_positive, 0) <= 0):
+                return False
+            self._data[guard] = 1
+            for key, amount in amounts.items():
+                self._data[key] = self._data.get(key, 0) + amount
+            return True
 
     def append(self, key: str, record: bytes) -> None:
         """Append and wake the waiting client."""

@@ -29,6 +29,17 @@ for index, key in ipairs(KEYS) do
 end
 """
 
+# KEYS: the guard, the counter that must be positive (or the guard again, for none), then the
+# counters; ARGV: whether there is a condition, then the amounts. Returns 1 when it applied them.
+INCREMENT_ONCE = """
+if ARGV[1] == '1' and tonumber(redis.call('GET', KEYS[2]) or '0') <= 0 then return 0 end
+if not redis.call('SET', KEYS[1], 1, 'NX') then return 0 end
+for index = 3, #KEYS do
+    redis.call('INCRBY', KEYS[index], ARGV[index - 1])
+end
+return 1
+"""
+
 # KEYS: the list, then the counters; ARGV: the record, then the amounts.
 APPEND_AND_INCREMENT = """
 redis.call('RPUSH', KEYS[1], ARGV[1])
@@ -87,10 +98,13 @@ class RedisStorage(StorageBackend):
 
     name = "redis"
     Options = RedisOptions
+    _one_node = True  # a script may touch any key (not so on a cluster)
 
     def __init__(self, **options: Any):
         super().__init__(**options)
-        self.capabilities = StorageCapabilities(max_object_bytes=self.options.max_object_bytes)
+        self.capabilities = StorageCapabilities(
+            max_object_bytes=self.options.max_object_bytes, conditional_increments=self._one_node
+        )
         self._client = self._connect()
         self._set_bit_and_count = self._client.register_script(SET_BIT_AND_COUNT)
 
@@ -167,6 +181,24 @@ class RedisStorage(StorageBackend):
     def increment_many(self, amounts: Mapping[str, int]) -> None:
         """INCRBY each, in order, in one script: one command costs less than a pipeline of several."""
         self._client.execute_command("EVAL", INCREMENT_MANY, len(amounts), *amounts, *amounts.values())
+
+    @translated
+    def increment_once(
+        self, guard: str, amounts: Mapping[str, int], *, while_positive: str | None = None
+    ) -> bool:
+        """Check the condition, SET NX the guard, then INCRBY each counter, in one script."""
+        condition = guard if while_positive is None else while_positive
+        reply = self._client.execute_command(
+            "EVAL",
+            INCREMENT_ONCE,
+            2 + len(amounts),
+            guard,
+            condition,
+            *amounts,
+            int(while_positive is not None),
+            *amounts.values(),
+        )
+        return bool(reply)
 
     @translated
     def append_and_increment(self, key: str, record: bytes, amounts: Mapping[str, int]) -> None:

@@ -68,6 +68,8 @@ class RedisClusterStorage(RedisStorage):
             self._client.incrby(*last)
 
     append_and_increment = StorageBackend.append_and_increment  # a script cannot span hash slots
+    increment_once = StorageBackend.increment_once
+    _one_node = False
 
     @translated
     def put_and_count(self, items: Mapping[str, bytes], counters: Sequence[tuple[str, int]]) -> list[int]:
