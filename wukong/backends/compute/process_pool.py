@@ -16,9 +16,9 @@ ended could take its successors' invocations with it. A pipe per worker has no s
 
 Each worker asks for its next batch of payloads as it starts the last one it holds, and names in
 shared memory the payloads it has started, and those it has finished but not yet reported (it
-reports them with its next request, to save messages). When a worker dies, the dispatcher counts
-the finished ones done and delivers the others again, as retries, which replay their crashed
-attempts (see :mod:`wukong.core.attempts`).
+reports them with its next request, to save messages, or at once when it has nothing queued).
+When a worker dies, the dispatcher counts the finished ones done and delivers the others again,
+as retries, which replay their crashed attempts (see :mod:`wukong.core.attempts`).
 
 With speculation on, workers also say when they start a payload. A payload that has run longer than
 a multiple of the pool's median run time gets a backup: the same payload, marked as such, on an
@@ -169,7 +169,11 @@ class PipeContext:
             finished[count] = number
             finished[0] = count  # named as finished before it stops being named as started
             started[0] = depth - 1
-            if self._report_starts or count == _FINISHED_CAPACITY:  # speculation times every run
+            # Reports wait for the next request while the worker has payloads queued; a worker
+            # that runs out reports at once, since the dispatcher hands new payloads to the worker
+            # holding the fewest, and a stale count would send them to a busy one. Speculation
+            # times every run.
+            if self._report_starts or count == _FINISHED_CAPACITY or not self._local:
                 self._connection.send((_DONE, self._unreported()))
                 finished[0] = 0
 
