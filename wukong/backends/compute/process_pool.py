@@ -60,6 +60,11 @@ _MAX_BATCH = 64
 _FINISHED_CAPACITY = 64  # payloads a worker reports at once, at most
 
 
+def _listed(array: Any) -> list[int]:
+    """The numbers a shared array lists: its first cell says how many follow."""
+    return [array[index] for index in range(1, array[0] + 1)]
+
+
 class Speculation(NamedTuple):
     """When a payload gets a backup: after ``factor`` times the median run, and ``min_seconds``."""
 
@@ -134,8 +139,7 @@ class PipeContext:
             self._asked = True
 
     def _unreported(self) -> list[int]:
-        finished = self._finished
-        return [finished[index] for index in range(1, finished[0] + 1)]
+        return _listed(self._finished)
 
     def _receive(self) -> bool:
         """Take the next batch; ``False`` when the dispatcher says stop."""
@@ -217,13 +221,11 @@ class _Worker:
 
     def running_numbers(self) -> set[int]:
         """The payloads it began and has not finished."""
-        started = self.started
-        return {started[index] for index in range(1, started[0] + 1)} - self.finished_numbers()
+        return set(_listed(self.started)) - self.finished_numbers()
 
     def finished_numbers(self) -> set[int]:
         """The payloads it finished and has not reported yet."""
-        finished = self.finished
-        return {finished[index] for index in range(1, finished[0] + 1)}
+        return set(_listed(self.finished))
 
 
 class ProcessPool:
@@ -384,6 +386,7 @@ class ProcessPool:
     def _done(self, worker: _Worker, number: int) -> None:
         held = worker.held.pop(number, None)
         started = self._started_at.pop(number, None)
+        self._backed_up.discard(number)  # ended: it never needs a backup again
         if held is not None and started is not None and not held.backup:
             self._run_seconds.append(time.monotonic() - started)
         twin = self._twins.pop(number, None)
