@@ -1,4 +1,10 @@
-"""Shared fixtures: real servers, and one client per backend pairing for the whole session."""
+"""Shared fixtures: real servers, and one client per backend pairing for the whole session.
+
+The servers live for the whole session and every test shares them, so a key one test leaves would
+fail every later test that looks for leftovers. After each test, every session store is checked
+for job keys: a leak fails the test that caused it (at its teardown, naming the keys), and the
+store is cleared, so one leak is one failure.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,9 @@ from typing import Any
 import pytest
 
 import wukong
+from wukong.backends.storage.base import StorageBackend
+from wukong.core.backends import create_storage
+from wukong.core.stores import Stores
 from wukong.testing.servers import (
     Server,
     lambda_server,
@@ -124,9 +133,38 @@ PAIRINGS: dict[str, tuple[Settings, Settings]] = {
 }
 
 
+# The session's shared stores, watched for leftovers after every test (see the module docstring).
+_watched: list[StorageBackend] = []
+
+
+def _watch(name: str, **options: Any) -> None:
+    _watched.append(create_storage(name, options))
+
+
+def left_behind(stores: Stores | StorageBackend, test: str) -> str | None:
+    """Clear the job keys left in ``stores``; say which (blaming ``test``), or ``None`` if none were."""
+    left = stores.list_keys("wukong/")
+    if not left:
+        return None
+    if isinstance(stores, Stores):
+        stores.delete(left, [] if stores.single else left)
+    else:
+        stores.delete_many(left)
+    return f"{test} left {len(left)} key(s) in {stores.describe()}: {left[:6]}"
+
+
+@pytest.fixture(autouse=True)
+def _nothing_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    leaks = [leak for store in _watched if (leak := left_behind(store, request.node.nodeid))]
+    if leaks:
+        pytest.fail("\n".join(leaks), pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def redis() -> Iterator[Server]:
     with redis_server() as server:
+        _watch(server.url)
         yield server
 
 
@@ -138,24 +176,29 @@ def redis_url(redis: Server) -> str:
 @pytest.fixture(scope="session")
 def redis_shards() -> Iterator[list[str]]:
     with ExitStack() as stack:
-        yield [stack.enter_context(redis_server()).url for _ in range(3)]
+        urls = [stack.enter_context(redis_server()).url for _ in range(3)]
+        _watch("redis-sharded", urls=urls)
+        yield urls
 
 
 @pytest.fixture(scope="session")
 def redis_cluster_url() -> Iterator[str]:
     with redis_cluster(3) as nodes:
+        _watch("redis-cluster", url=nodes[0].url)
         yield nodes[0].url
 
 
 @pytest.fixture(scope="session")
 def memcached_url() -> Iterator[str]:
     with memcached_server() as server:
+        _watch(server.url)
         yield server.url
 
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     with s3_server(BUCKET) as server:
+        _watch(s3_data_settings(server.url)["data_storage"], endpoint_url=server.url)
         yield server.url
 
 
@@ -189,4 +232,6 @@ def client(request: pytest.FixtureRequest, _clients: dict[str, wukong.Client]) -
     client = _clients[name]
     yield client
     client.settle()
-    assert client.stores.list_keys("wukong/") == [], "a job left keys behind"
+    leak = left_behind(client.stores, request.node.nodeid)  # the embedded and ideal stores too
+    if leak:
+        pytest.fail(leak, pytrace=False)

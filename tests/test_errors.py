@@ -149,3 +149,18 @@ def test_a_timed_out_job_stops_its_executors(redis_url, long_task):
         assert time.perf_counter() - begun < 5, "the executors ran on"
         time.sleep(4)  # past the end of the chains and the long task: what strays could write
         assert client.stores.list_keys("wukong/") == []
+
+
+def test_a_job_longer_than_its_keys_live_fails_saying_so(redis_url):
+    # Its keys would expire under it (a counter, then a wait for ever): it fails when they begin to.
+    settings = {"compute_options": {"mode": "threads"}, "key_ttl": 1, "cleanup_timeout": 5}
+    with wukong.Client(storage=redis_url, **settings) as client:
+        with pytest.raises(wukong.JobTimeoutError, match=r"key_ttl = 1 s.*raise key_ttl"):
+            client.get({"a": (abs, -1), "s": (slow, 1, 2.0), "b": (operator.add, "a", "s")}, "b")
+        client.settle()
+        assert client.stores.list_keys("wukong/") == []
+
+
+def test_a_timeout_must_be_shorter_than_the_keys_lifetime():
+    with pytest.raises(wukong.ConfigError, match=r"key_ttl \(60 s\) must exceed timeout"):
+        wukong.Client(storage="ideal", compute_options={"mode": "threads"}, timeout=120, key_ttl=60)

@@ -1,4 +1,4 @@
-"""The ``wukong`` command: ``demo``, ``bench``, ``experiment``, ``report``, ``plugins``, ``lambda``."""
+"""The ``wukong`` command: demo, bench, experiment, report, plugins, gc and lambda."""
 
 from __future__ import annotations
 
@@ -90,6 +90,52 @@ def _plugins(args: argparse.Namespace) -> int:
                 origin += f" ({registered.distribution})"
             print(f"  {name:<{width}}  {registered.entry.description}  [from {origin}]")
     return 0
+
+
+def _gc(args: argparse.Namespace) -> int:
+    import json
+
+    from wukong import gc
+    from wukong.config import load_config
+    from wukong.core.stores import Stores
+
+    config = load_config(
+        storage=args.storage,
+        storage_options=json.loads(args.storage_options) if args.storage_options else None,
+        data_storage=args.data_storage,
+        data_storage_options=json.loads(args.data_storage_options) if args.data_storage_options else None,
+    )
+    if config.storage in ("embedded", "ideal"):
+        print(
+            f"wukong gc: the {config.storage} store lives and dies with its client, so it holds no "
+            "other client's jobs; name the store to clean: --storage redis://host:6379/0",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        older_than = None if args.older_than is None else gc.parse_age(args.older_than)
+        stale_after = gc.parse_age(args.stale_after)
+    except ValueError as error:
+        print(f"wukong gc: {error}", file=sys.stderr)
+        return 2
+    data = None if config.data_storage is None else (config.data_storage, dict(config.data_storage_options))
+    with Stores.open((config.storage, dict(config.storage_options)), data) as stores:
+        now = time.time()
+        jobs = gc.find_jobs(stores)
+        print(f"{len(jobs)} job(s) in {stores.describe()}")
+        if jobs:
+            print(gc.format_table(jobs, now, stale_after))
+        if not args.job and older_than is None:
+            return 0
+        choice = gc.choose(jobs, now, args.job, older_than, stale_after)
+        for job, reason in choice.refused:
+            print(f"not removing {job}: {reason}", file=sys.stderr)
+        for job in choice.remove:
+            if args.dry_run:
+                print(f"would remove {job.job} ({len(job.keys):,} keys)")
+            else:
+                print(f"removed {job.job} ({gc.remove(stores, job.job):,} keys)")
+        return 1 if choice.refused and args.job else 0
 
 
 def _lambda_deploy(args: argparse.Namespace) -> int:
@@ -204,6 +250,26 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(run=_report)
     plugins = commands.add_parser("plugins", help="list every backend found and where it came from")
     plugins.set_defaults(run=_plugins)
+    from wukong import gc
+
+    collect = commands.add_parser(
+        "gc",
+        help="list the jobs a store holds (age, keys, bytes); remove those named or older than an age",
+    )
+    collect.add_argument("--storage", help="the store's name or URL (default: the configured one)")
+    collect.add_argument("--storage-options", metavar="JSON", help="the store's options, as JSON")
+    collect.add_argument("--data-storage", help="the data store's name or URL, if the jobs used one")
+    collect.add_argument("--data-storage-options", metavar="JSON", help="the data store's options")
+    collect.add_argument("--job", action="append", default=[], help="remove this job (repeatable)")
+    collect.add_argument("--older-than", metavar="AGE", help="remove jobs older than AGE (90s, 15m, 2h, 7d)")
+    collect.add_argument(
+        "--stale-after",
+        metavar="AGE",
+        default=f"{gc.STALE_AFTER_SECONDS:.0f}s",
+        help="a job whose client has not shown life for AGE is abandoned, and may go (default: %(default)s)",
+    )
+    collect.add_argument("--dry-run", action="store_true", help="say what would be removed; remove nothing")
+    collect.set_defaults(run=_gc)
     _add_lambda_commands(commands)
     return parser
 

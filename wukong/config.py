@@ -9,9 +9,9 @@ and the defaults. The model is validated when built and frozen after.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -90,7 +90,10 @@ class WukongConfig(BaseSettings):
         cleanup_timeout: seconds the client waits, at the end of a job, for executors still running
             before it removes the job's keys. After its store failed or lost the job, the client
             removes the job's keys by prefix until none has appeared for this long.
-        page_tasks: tasks per stored schedule page.
+        key_ttl: seconds every key a job writes lives at most, on stores that can expire keys
+            (Redis, embedded, sharded Redis, memcached; see ``docs/reliability.md`` for S3): the
+            backstop that removes a job's keys even when its client dies before its clean-up.
+            It must exceed ``timeout``; ``None`` keeps keys until the clean-up or ``wukong gc``.
         locality: big-object optimisations (:class:`LocalitySettings`).
         monitoring: progress bar, task records and executor logs (:class:`MonitoringSettings`).
         scheduling: ``decentralized`` (executors schedule each other: wukong) or ``centralized``
@@ -115,10 +118,20 @@ class WukongConfig(BaseSettings):
     data_storage_options: dict[str, Any] = Field(default_factory=dict)
     timeout: float | None = Field(default=None, gt=0)
     cleanup_timeout: float = Field(default=30.0, ge=0)
+    key_ttl: int | None = Field(default=24 * 3600, gt=0)
     page_tasks: int = Field(default=1024, ge=1)
     locality: LocalitySettings = Field(default_factory=LocalitySettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     scheduling: Literal["decentralized", "centralized"] = "decentralized"
+
+    @model_validator(mode="after")
+    def _keys_outlive_jobs(self) -> Self:
+        if self.key_ttl is not None and self.timeout is not None and self.timeout >= self.key_ttl:
+            raise ValueError(
+                f"key_ttl ({self.key_ttl} s) must exceed timeout ({self.timeout:g} s): a job's keys "
+                "would expire while it may still run"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -81,6 +81,14 @@ class StorageError(WukongError):
     """A storage backend cannot be reached or failed during a job."""
 
 
+class JobEndedError(StorageError):
+    """A write for a job that has ended (its alive mark is gone) was refused, or undone.
+
+    Executors that outlive their job (a timeout, a failure elsewhere, a client that gave up) meet
+    it at their next write and stop: nothing they write after the end stays in the store.
+    """
+
+
 class JobLostError(StorageError):
     """The store lost a running job's keys (its server restarted empty, or evicted them).
 

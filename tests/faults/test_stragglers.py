@@ -107,9 +107,9 @@ def test_a_backup_joins_the_live_count_only_while_the_job_is_alive(redis_url):
     keys = JobKeys("backup-race")
     invocation = Invocation(keys.job, b"", 3, 0, ExecutorOptions(speculative=True))
     try:
-        store.put(keys.submitted, b"1")  # the client has read the count as 0 and is removing keys
+        store.put(keys.alive, b"1")  # the client has read the count as 0 and is removing keys
         assert Attempt(invocation, store, _BackupContext()).begin() is False
-        assert store.list_keys(keys.prefix) == [keys.submitted]
+        assert store.list_keys(keys.prefix) == [keys.alive]
 
         store.increment(keys.live_executors, 1)  # the first attempt runs, covered by its invoker
         backup = Attempt(invocation, store, _BackupContext())

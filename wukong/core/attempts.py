@@ -32,7 +32,7 @@ from wukong.backends.compute.base import ExecutorContext
 from wukong.backends.storage.base import StorageBackend
 from wukong.core.invocation import Invocation
 from wukong.core.keys import JobKeys
-from wukong.errors import StorageError
+from wukong.errors import JobEndedError, StorageError
 
 logger = logging.getLogger("wukong.executor")
 
@@ -86,6 +86,8 @@ class Attempt:
                 counters[keys.ended(self.task)] = 1
             counters[keys.live_executors] = -1
             self._count_out(counters, task_records)
+        except JobEndedError:
+            logger.info("job %s ended before the executor of task %d counted out", keys.job, self.task)
         except StorageError:
             logger.exception("job %s: cannot count the executor of task %d out", keys.job, self.task)
 
@@ -96,6 +98,8 @@ class Attempt:
             return
         try:
             self.metadata.append_and_increment(self.keys.task_records, task_records, counters)
+        except JobEndedError:
+            raise
         except StorageError:
             # A full record list (memcached's items are bounded) must not keep the job from
             # ending: the append failed before any count, so count out without the records.
@@ -120,6 +124,8 @@ class Attempt:
                 return True
             # The job has ended (its keys are gone, or going): remove the claim just created.
             self.metadata.delete_many([keys.claim(task)])
+        except JobEndedError:
+            logger.debug("job %s: task %d delivered after its job ended", keys.job, task)
         except StorageError:
             logger.exception("job %s: cannot claim the invocation of task %d", keys.job, task)
         return False

@@ -102,6 +102,7 @@ class Client:
             self._stores_spec,
             timeout=self.config.timeout,
             cleanup_timeout=self.config.cleanup_timeout,
+            key_ttl=self.config.key_ttl,
             locality=self.config.locality,
             monitoring=self.config.monitoring,
             centralized=self.config.scheduling == "centralized",

@@ -66,7 +66,7 @@ from wukong.core.metrics import Metrics
 from wukong.core.partition import Edge, TaskPlan
 from wukong.core.stores import Stores, open_stores
 from wukong.core.timeline import ExecutorTimeline
-from wukong.errors import SerializationError, StorageError
+from wukong.errors import JobEndedError, SerializationError, StorageError
 
 logger = logging.getLogger("wukong.executor")
 
@@ -80,6 +80,10 @@ class JobGone(JobFailed):
 
 
 _CHECK_SECONDS = 0.5  # how often a running executor looks whether its job has failed
+_LOST_KEY_CAUSES = (
+    "the store evicted it or restarted empty, or the job ran longer than its keys live: "
+    "raise key_ttl above the job's run time"
+)
 
 
 class TaskFailed(Exception):
@@ -104,12 +108,12 @@ class PageCache:
         tasks = self._pages.get(entry)
         if tasks is None:
             blob = stores.metadata.get(keys.page(page))
-            if blob is None and stores.metadata.get(keys.submitted) is None:
+            if blob is None and stores.metadata.get(keys.alive) is None:
                 raise JobGone
             if blob is None:
                 raise StorageError(
                     f"schedule page {page} of job {keys.job} is not in {stores.metadata.describe()} "
-                    "(the job ended, or its keys were removed)"
+                    f"({_LOST_KEY_CAUSES})"
                 )
             metrics.metadata_bytes_read += len(blob)
             tasks = codec.loads(blob)
@@ -158,10 +162,12 @@ class Executor:
         self.log_lines: deque[str] | None = None
         self.cache = LocalityCache(self.options.cache_bytes)
         self.queued: list[tuple[int, int]] = []  # (task, page) to run here, the next one last
+        self.keys = JobKeys(invocation.job)
+        # Every write of the executor lands only while its job is alive (see wukong.core.fence).
+        stores = stores.scoped(self.keys.alive, self.options.key_ttl_seconds)
         self.stores = stores
         self.metadata = stores.metadata
         self.context = context
-        self.keys = JobKeys(invocation.job)
         self.encoded = not stores.objects_stored_as_is
         self.max_object_bytes = stores.data.capabilities.max_object_bytes
         self.attempt = Attempt(invocation, stores.metadata, context)
@@ -176,9 +182,9 @@ class Executor:
         try:
             with logs.captured(self.options.log_lines) as self.log_lines:
                 self._run_chain(self.invocation.task, self.invocation.page)
-        except JobGone:
+        except (JobGone, JobEndedError):
             self._drop_waits()
-            return  # whatever it wrote now would be left behind, the count-out included
+            return  # the job has ended: nothing it writes now would land, the count-out included
         except JobFailed:
             self._drop_waits()
         except TaskFailed as failure:
@@ -207,8 +213,8 @@ class Executor:
         if now - self._checked < _CHECK_SECONDS:
             return
         self._checked = now
-        failed, submitted = self.metadata.get_many([self.keys.failed, self.keys.submitted])
-        if submitted is None:
+        failed, alive = self.metadata.get_many([self.keys.failed, self.keys.alive])
+        if alive is None:
             raise JobGone
         if failed is not None:
             raise JobFailed
@@ -235,7 +241,7 @@ class Executor:
                 value = self._compute(task, plan)
                 self._check_job()  # a long task: the job may have failed meanwhile
                 here = self._hand_off(task, plan, value)
-            except (TaskFailed, JobFailed):
+            except (TaskFailed, JobFailed, JobEndedError):
                 raise
             except Exception as error:
                 raise TaskFailed(task, plan.key, error) from error
@@ -265,7 +271,7 @@ class Executor:
                 if blob is None:
                     raise StorageError(
                         f"input {key!r} of task {plan.key!r} is missing from "
-                        f"{self.stores.data.describe()} (job {keys.job})"
+                        f"{self.stores.data.describe()} (job {keys.job}; {_LOST_KEY_CAUSES})"
                     )
                 nbytes += len(blob) if self.encoded else _measured(blob)
                 inputs[key] = codec.loads(blob) if self.encoded else blob
@@ -442,6 +448,8 @@ class Executor:
         try:
             self.metadata.put(keys.failed, b"1")
             self.metadata.append(keys.records, records.encode(record))
+        except JobEndedError:
+            logger.info("job %s ended before the failure of task %r could be reported", keys.job, key)
         except StorageError:
             logger.exception("job %s: cannot report the failure of task %r", keys.job, key)
 

@@ -43,6 +43,7 @@ class ExecutorOptions(NamedTuple):
     centralized: bool = False
     retries_crashes: bool = False
     speculative: bool = False
+    key_ttl_seconds: int | None = None
 
 
 class Invocation(NamedTuple):

@@ -3,7 +3,10 @@
 The client is not a scheduler: once the leaves are invoked, executors schedule each other. The client
 only waits on the job's record list (a blocking pop where the store has one), fails at the first
 error record, checks the compute backend's health while it waits, reads the requested outputs in one
-batch, and finally removes every key the job could have written, after the last executor has ended.
+batch, and finally removes every key the job could have written, after the last executor has ended
+(or, when it gives up waiting, before: removing the job's alive mark first keeps any executor still
+running from writing again; see :mod:`wukong.core.keys`). Every key it writes expires after
+``key_ttl``; it refreshes the alive mark's heartbeat while it waits, for ``wukong gc``.
 
 While it waits, it reads how many tasks have run for the progress bar. At the end it reads the
 executors' metrics and task records into the job's report.
@@ -16,9 +19,11 @@ invocation can last fails the job with :class:`~wukong.errors.ComputeError` inst
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import fields
 from typing import Any
 
 from wukong.backends.compute.base import ComputeBackend
@@ -27,7 +32,7 @@ from wukong.core import codec, records
 from wukong.core.centralized import CentralScheduler
 from wukong.core.graph import TaskGraph
 from wukong.core.invocation import ExecutorOptions, Invocation, encode_payloads
-from wukong.core.keys import JobKeys
+from wukong.core.keys import JobKeys, JobShape, job_keys
 from wukong.core.metrics import Metrics
 from wukong.core.partition import Plan
 from wukong.core.progress import Progress
@@ -39,6 +44,18 @@ from wukong.errors import ComputeError, JobLostError, JobTimeoutError, Serializa
 logger = logging.getLogger("wukong.job")
 
 _POLL_SECONDS = 0.5
+HEARTBEAT_SECONDS = 5.0  # how often a waiting client refreshes its job's alive mark
+
+
+def alive_value(submitted: float, heartbeat: float) -> bytes:
+    """The alive mark's value: when the job was submitted and when its client last showed life."""
+    return f"{submitted:.3f} {heartbeat:.3f}".encode()
+
+
+def read_alive(value: bytes) -> tuple[float, float]:
+    """``(submitted, heartbeat)`` from an alive mark's value."""
+    submitted, heartbeat = value.split()
+    return float(submitted), float(heartbeat)
 
 
 class Job:
@@ -54,13 +71,19 @@ class Job:
         *,
         timeout: float | None,
         cleanup_timeout: float,
+        key_ttl: int | None,
         locality: LocalitySettings,
         monitoring: MonitoringSettings,
         centralized: bool = False,
     ):
         self.graph, self.plan = graph, plan
         self.compute, self.stores, self.stores_spec = compute, stores, stores_spec
-        self.timeout, self.cleanup_timeout = timeout, cleanup_timeout
+        self.timeout, self.cleanup_timeout, self.key_ttl = timeout, cleanup_timeout, key_ttl
+        self.view = stores.scoped(None, key_ttl)  # the client's own writes expire too
+        # Often enough that the alive mark, which expires too, outlives every other key.
+        self._heartbeat_seconds = min(HEARTBEAT_SECONDS, (key_ttl or HEARTBEAT_SECONDS) / 4)
+        self.submitted = 0.0  # when submit() stored the pages (seconds since the epoch)
+        self._keys_expire = math.inf  # when the first keys expire (perf_counter)
         self.locality, self.monitoring = locality, monitoring
         self.central = CentralScheduler(plan) if centralized else None
         self.keys = JobKeys(uuid.uuid4().hex[:16])
@@ -77,9 +100,11 @@ class Job:
         """Store the schedule pages, count the leaves' executors in, and invoke them."""
         started = time.perf_counter()
         keys, plan = self.keys, self.plan
-        metadata = self.stores.metadata
         pages = {keys.page(page): self._encode_page(page) for page in range(len(plan.pages))}
-        metadata.put_many({**pages, keys.submitted: b"1"})
+        self.submitted = time.time()
+        if self.key_ttl is not None:
+            self._keys_expire = time.perf_counter() + self.key_ttl
+        self.view.metadata.put_many({**pages, keys.alive: alive_value(self.submitted, self.submitted)})
         self._invoke(plan.leaves)
         self.report.seconds["submit"] = time.perf_counter() - started
 
@@ -87,8 +112,8 @@ class Job:
         """Count executors in for ``tasks``, then invoke them."""
         first = self._invocation(0, 0)
         invocations = [first.successor(task, self.plan.page_of[task]) for task in tasks]
-        payloads = encode_payloads(invocations, self.stores)
-        self.stores.metadata.increment(self.keys.live_executors, len(tasks))
+        payloads = encode_payloads(invocations, self.view)
+        self.view.metadata.increment(self.keys.live_executors, len(tasks))
         self.compute.invoke(payloads)
 
     def _invocation(self, task: int, page: int) -> Invocation:
@@ -108,6 +133,7 @@ class Job:
             centralized=self.central is not None,
             retries_crashes=capabilities.retries_crashes,
             speculative=capabilities.speculates,
+            key_ttl_seconds=self.key_ttl,
         )
         return Invocation(self.keys.job, self.stores_spec, task, page, options)
 
@@ -165,6 +191,7 @@ class Job:
     def _batches(self, deadline: float | None, progress: Progress) -> Iterator[list[records.Record]]:
         silence = _Silence(self)
         tasks_run = self.keys.metric("tasks_run")
+        beaten = time.monotonic()
         while True:
             wait = _POLL_SECONDS
             if deadline is not None:
@@ -174,10 +201,22 @@ class Job:
                         f"job {self.keys.job} did not finish within its timeout of "
                         f"{self.timeout} s ({len(self.graph)} tasks on {self.compute.describe()})"
                     )
-            batch = self.stores.metadata.pop_all(self.keys.records, timeout=wait)
+            wait = min(wait, self._keys_expire - time.perf_counter())
+            if wait <= 0:
+                # Its first keys (the pages, the first counters) expire now: it cannot finish.
+                raise JobTimeoutError(
+                    f"job {self.keys.job} ran for as long as its keys live (key_ttl = "
+                    f"{self.key_ttl} s), so its keys begin to expire; raise key_ttl above the "
+                    "job's run time"
+                )
+            batch = self.view.metadata.pop_all(self.keys.records, timeout=wait)
             if not batch:
                 self.compute.check()
                 self._check_not_lost()
+            if time.monotonic() - beaten > self._heartbeat_seconds:
+                beaten = time.monotonic()
+                self._check_not_lost()  # a heartbeat must never bring back a mark the store lost
+                self.view.metadata.put(self.keys.alive, alive_value(self.submitted, time.time()))
             silence.observe(bool(batch))
             if progress.due():
                 progress.update(self.stores.metadata.increment(tasks_run, 0))
@@ -186,10 +225,11 @@ class Job:
 
     def _check_not_lost(self) -> None:
         metadata = self.stores.metadata
-        if metadata.get(self.keys.submitted) is None:
+        if metadata.get(self.keys.alive) is None:
             raise JobLostError(
                 f"{metadata.describe()} lost the keys of job {self.keys.job} while it ran (the "
-                "server restarted empty, or evicted them): its counters and records are gone"
+                "server restarted empty, evicted them, or someone removed them, as `wukong gc` "
+                "would): its counters and records are gone"
             )
 
     def cleanup(self, failed: bool, compute_broken: bool = False, lost: bool = False) -> None:
@@ -197,13 +237,15 @@ class Job:
 
         After a failure the job is marked failed first, so executors still queued end at once.
         When the compute backend is broken, executors that died will never count themselves out,
-        so the client does not wait for them. When the store lost the job, its live count is gone
-        too: the client sweeps the job's prefix until no executor has written there for a while.
+        so the client does not wait for them. Either way the job's alive mark goes first: an
+        executor still running can then write nothing more, and the rest of the keys are exactly
+        those :func:`~wukong.core.keys.job_keys` lists. When the store lost the job, the client
+        sweeps its prefix until no executor has written there for a while.
         """
         started = time.perf_counter()
         try:
             if failed:
-                self.stores.metadata.put(self.keys.failed, b"1")
+                self.view.metadata.put(self.keys.failed, b"1")
             if lost:
                 self.sweep()
                 return
@@ -211,14 +253,42 @@ class Job:
                 self._wait_for_executors()
             self._read_usage()
             self._read_metrics()
-            self.stores.delete(self._metadata_keys(), self._data_keys())
-            if self.compute.capabilities.repeats_deliveries:
-                # Claims go last: a repeated delivery that finds its claim taken ends at once; one
-                # that comes later finds no live count, and removes the claim it made itself.
-                claims = (self.keys.claim(task) for task in range(len(self.plan.tasks)))
-                self.stores.metadata.delete_many(claims)
+            self.end()
         finally:
             self.report.seconds["cleanup"] = time.perf_counter() - started
+
+    def end(self) -> None:
+        """Remove the alive mark (no executor write lands after it), then every other key."""
+        self.stores.metadata.delete_many([self.keys.alive])
+        metadata: list[str] = []
+        data: list[str] = []
+        for kind, key in job_keys(self.keys, self.shape()):
+            (data if kind.store == "data" else metadata).append(key)
+        self.stores.delete(metadata, data)
+
+    def shape(self) -> JobShape:
+        """What decides which keys this job may have written (see :data:`wukong.core.keys.KINDS`)."""
+        plan, capabilities, central = self.plan, self.compute.capabilities, self.central is not None
+        tasks = plan.tasks
+        return JobShape(
+            tasks=len(tasks),
+            pages=len(plan.pages),
+            fan_ins=tuple(task for task, p in enumerate(tasks) if len(p.inputs) > 1),
+            fan_outs=tuple(task for task, p in enumerate(tasks) if len(p.dependents) > 1),
+            # Centralized executors store every output that anyone reads (see _report_done).
+            stored_outputs=tuple(
+                task
+                for task, p in enumerate(tasks)
+                if p.store_output or (central and (p.dependents or p.is_result))
+            ),
+            metric_names=tuple(field.name for field in fields(Metrics)),
+            delayed_io=self.locality.delayed_io,
+            stored_payloads=self._may_store_payloads,
+            bills_duration=capabilities.bills_duration,
+            retries=capabilities.retries_crashes or capabilities.speculates,
+            speculates=capabilities.speculates,
+            repeats_deliveries=capabilities.repeats_deliveries,
+        )
 
     def sweep(self) -> None:
         """Remove the job's keys by prefix until none has appeared for ``cleanup_timeout`` seconds.
@@ -274,46 +344,10 @@ class Job:
             self.report.metrics = JobMetrics(totals)
             return
         blobs: list[bytes] = []
-        while batch := self.stores.metadata.pop_all(self.keys.task_records, timeout=0.001):
+        while batch := self.view.metadata.pop_all(self.keys.task_records, timeout=0.001):
             blobs += batch
         graph = self.graph
         self.report.metrics = JobMetrics.from_stored(totals, blobs, graph.keys, graph.dependencies)
-
-    def _metadata_keys(self) -> Iterator[str]:
-        keys, plan = self.keys, self.plan
-        yield keys.records
-        yield keys.task_records
-        yield keys.live_executors
-        yield keys.failed
-        yield keys.submitted
-        if self.compute.capabilities.bills_duration:
-            yield keys.invocations
-            yield keys.billed_milliseconds
-        yield from Metrics.keys(keys)
-        for page in range(len(plan.pages)):
-            yield keys.page(page)
-        for task, task_plan in enumerate(plan.tasks):
-            if len(task_plan.inputs) > 1:
-                yield keys.counter(task)
-                if self.locality.delayed_io:
-                    yield keys.holders(task)
-        if self._may_store_payloads:
-            yield from (keys.invocation(task) for task in range(len(plan.tasks)))
-        capabilities = self.compute.capabilities
-        if capabilities.retries_crashes or capabilities.speculates:
-            for task, task_plan in enumerate(plan.tasks):
-                yield keys.ended(task)
-                if len(task_plan.dependents) > 1:
-                    yield keys.fanned_out(task)
-                if capabilities.speculates:
-                    yield from (keys.won(task), keys.backup_in(task), keys.backup_out(task))
-
-    def _data_keys(self) -> Iterator[str]:
-        keys, central = self.keys, self.central is not None
-        for task, task_plan in enumerate(self.plan.tasks):
-            # Centralized executors store every output that anyone reads (see _report_done).
-            if task_plan.store_output or (central and (task_plan.dependents or task_plan.is_result)):
-                yield keys.output(task)
 
 
 class _Silence:

@@ -41,11 +41,6 @@ class Metrics:
     tasks_run: int = 0
     executors: int = 0
 
-    @staticmethod
-    def keys(job: JobKeys) -> list[str]:
-        """The job's metric counters."""
-        return [job.metric(field.name) for field in fields(Metrics)]
-
     def increments(self, job: JobKeys) -> dict[str, int]:
         """What to add to the job's counters: the non-zero figures."""
         return {job.metric(name): value for name, value in vars(self).items() if value}

@@ -8,6 +8,10 @@ store without atomic counters (S3) can only be a data store and needs a metadata
 Write before count across two stores: :meth:`Stores.put_and_count` waits until the data store has
 acknowledged every object before it touches a counter in the metadata store.
 
+Executors and the client write through the job's view of the stores (:meth:`Stores.scoped`): each
+key written expires after the job's ``key_ttl``, and no write lands once the job's alive mark is
+gone (atomically in stores with ``fenced_writes``, by :mod:`wukong.core.fence` in the others).
+
 Each process keeps the stores it has opened, by spec, so an executor opens them once per worker,
 and executor threads in the client's own process use the client's very objects (which is how the
 ideal store, a dictionary, reaches them).
@@ -21,8 +25,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from wukong.backends.storage.base import StorageBackend
+from wukong.backends.storage.base import StorageBackend, WriteScope
 from wukong.core.backends import create_storage
+from wukong.core.fence import CheckedWrites
 from wukong.errors import ConfigError
 
 
@@ -54,6 +59,23 @@ class Stores:
     def single(self) -> bool:
         """Whether one store plays both roles."""
         return self.data is self.metadata
+
+    def scoped(self, alive: str | None, ttl_seconds: int | None) -> Stores:
+        """The stores as one job writes them: keys that expire, and writes only while ``alive`` is there.
+
+        ``alive`` (a key in the metadata store) ``None``: no check, for the client's own writes.
+        The views share these stores' connections.
+        """
+        metadata = self.metadata.scoped(WriteScope(alive, ttl_seconds))
+        if alive is not None and not self.metadata.capabilities.fenced_writes:
+            metadata = CheckedWrites(metadata, metadata, alive)
+        if self.single:
+            return Stores(metadata, metadata)
+        # The alive mark is in the metadata store: the data store can only be checked against it.
+        data = self.data.scoped(WriteScope(None, ttl_seconds))
+        if alive is not None:
+            data = CheckedWrites(data, metadata, alive)
+        return Stores(metadata, data)
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` when the metadata store cannot coordinate executors."""
@@ -135,6 +157,12 @@ class Stores:
                 self.data.close()
         finally:
             self.metadata.close()
+
+    def __enter__(self) -> Stores:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 _lock = threading.Lock()

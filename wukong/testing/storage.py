@@ -12,7 +12,9 @@ instead, and overrides ``job_settings`` to name a metadata store for the end-to-
 
 The suite checks objects (0 bytes to 256 MB, batches, missing keys, deletes), key prefixes kept
 apart, counters under concurrent updates from several processes (no lost count, no double count,
-retries idempotent), the record list, and that a job, finished or failed, leaves no key behind.
+retries idempotent), the record list, that a job, finished or failed, leaves no key behind, that no
+write through a job's view lands once the job's alive mark is gone (however the writes race the
+end), and that keys expire on a store that declares ``expiring_keys``.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ from typing import Any
 
 import pytest
 
-from wukong.backends.storage.base import StorageBackend
+from wukong.backends.storage.base import StorageBackend, WriteScope
 from wukong.core.backends import create_storage
-from wukong.errors import StorageError
+from wukong.core.stores import Stores
+from wukong.errors import JobEndedError, StorageError
 
 StorageConfig = tuple[str, dict[str, Any]]
 
@@ -79,6 +82,32 @@ def _blob(size: int) -> bytes:
     """``size`` bytes that are not all alike, so a misplaced chunk shows."""
     pattern = os.urandom(min(size, 4099))
     return (pattern * (size // max(len(pattern), 1) + 1))[:size]
+
+
+# Every kind of write a job's view makes, as (name, write(view, prefix)).
+_JOB_WRITES: list[tuple[str, Any]] = [
+    ("put", lambda view, prefix: view.put(prefix + "o/1", b"x")),
+    ("put_many", lambda view, prefix: view.put_many({prefix + "o/2": b"x", prefix + "o/3": b"y"})),
+    ("put_and_count", lambda view, prefix: view.put_and_count({prefix + "o/4": b"x"}, [(prefix + "c/4", 3)])),
+    ("set_bit_and_count", lambda view, prefix: view.set_bit_and_count(prefix + "c/5", 7)),
+    ("increment", lambda view, prefix: view.increment(prefix + "live", 1)),
+    ("increment_many", lambda view, prefix: view.increment_many({prefix + "m/a": 2, prefix + "live": 1})),
+    ("append", lambda view, prefix: view.append(prefix + "records", b"r")),
+    (
+        "append_and_increment",
+        lambda view, prefix: view.append_and_increment(prefix + "tasks", b"t", {prefix + "m/b": 1}),
+    ),
+]
+_CONDITIONAL_WRITE = (
+    "increment_once",
+    lambda view, prefix: view.increment_once(prefix + "w/1", {prefix + "n": 1}),
+)
+
+
+def _job_writes(store: StorageBackend) -> list[tuple[str, Any]]:
+    if store.capabilities.conditional_increments:
+        return [*_JOB_WRITES, _CONDITIONAL_WRITE]
+    return _JOB_WRITES
 
 
 def _pass(value: Any) -> Any:
@@ -349,6 +378,71 @@ class StorageConformance(ObjectConformance):
             assert time.monotonic() - started < 10, "pop_all did not wake when a record arrived"
         finally:
             later.join()
+
+    # A job's view: no write after the end, and keys that expire
+
+    def test_no_write_lands_once_the_job_has_ended(self, store: StorageBackend, prefix: str) -> None:
+        alive = prefix + "alive"
+        store.put(alive, b"1")
+        view = Stores(store, store).scoped(alive, None).metadata
+        writes = _job_writes(store)
+        for _, write in writes:
+            write(view, prefix)  # the job is alive: every write lands
+        assert len(store.list_keys(prefix)) > 1
+        store.delete_many([alive])  # the client's clean-up: the alive mark first, then the rest
+        store.delete_many(store.list_keys(prefix))
+        for name, write in writes:
+            with pytest.raises(JobEndedError):
+                write(view, prefix)
+            assert store.list_keys(prefix) == [], f"{name} left a key after the job ended"
+
+    def test_writes_racing_the_end_leave_nothing(self, store: StorageBackend, prefix: str) -> None:
+        alive = prefix + "alive"
+        store.put(alive, b"1")
+        view = Stores(store, store).scoped(alive, None).metadata
+        writes = _job_writes(store)
+        ended = threading.Event()
+        stopped: list[str] = []
+
+        def write_until_refused(worker: int) -> None:
+            round_ = 0
+            while True:
+                try:
+                    for _, write in writes:
+                        write(view, f"{prefix}{worker}/{round_}/")
+                except JobEndedError:
+                    stopped.append("refused")
+                    return
+                round_ += 1
+                if ended.is_set() and round_ > 10_000:
+                    stopped.append("never refused")
+                    return
+
+        with ThreadPoolExecutor(_WORKERS) as pool:
+            futures = [pool.submit(write_until_refused, worker) for worker in range(_WORKERS)]
+            time.sleep(0.3)
+            store.delete_many([alive])
+            ended.set()
+            store.delete_many(store.list_keys(prefix))
+            for future in futures:
+                future.result(timeout=60)
+        assert stopped == ["refused"] * _WORKERS
+        assert store.list_keys(prefix) == [], "a write that raced the end stayed"
+
+    def test_keys_written_in_a_job_expire(self, store: StorageBackend, prefix: str) -> None:
+        if not store.capabilities.expiring_keys:
+            pytest.skip(f"{store.describe()} does not declare expiring_keys (nothing to check)")
+        alive = prefix + "alive"
+        store.put(alive, b"1")
+        view = store.scoped(WriteScope(alive, ttl_seconds=1))
+        for _, write in _job_writes(store):
+            write(view, prefix)
+        written = set(store.list_keys(prefix)) - {alive}
+        assert len(written) > 5
+        deadline = time.monotonic() + 10
+        while set(store.list_keys(prefix)) & written and time.monotonic() < deadline:
+            time.sleep(0.25)
+        assert not set(store.list_keys(prefix)) & written, "keys outlived their lifetime"
 
 
 class DataStoreConformance(ObjectConformance):

@@ -32,6 +32,7 @@ import contextlib
 import hashlib
 import logging
 import multiprocessing
+import multiprocessing.util
 import os
 import selectors
 import signal
@@ -198,6 +199,11 @@ def worker_main(
         PipeContext(connection, *shared, handler, report_starts).serve()
 
 
+def _close_connection(connection: Any) -> None:
+    """Close a connection (in a forked worker: its copy of the dispatcher's end of a pipe)."""
+    connection.close()
+
+
 class _Held(NamedTuple):
     """A payload handed to a worker: which attempt, and whether it is a speculative backup."""
 
@@ -314,6 +320,10 @@ class ProcessPool:
 
     def _spawn(self, number: int) -> _Worker:
         ours, theirs = self._context.Pipe(duplex=True)
+        # A worker stops at end of file on its pipe, as when the client's process dies, but only once
+        # every copy of the client's end is closed: a worker forked later (start_method="fork")
+        # closes the copy it inherits. Spawned workers inherit no such copy.
+        multiprocessing.util.register_after_fork(ours, _close_connection)
         started = self._context.RawArray("q", MAX_NESTED + 2)
         finished = self._context.RawArray("q", _FINISHED_CAPACITY + 1)
         report_starts = self._speculation is not None

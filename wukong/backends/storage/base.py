@@ -13,6 +13,11 @@ A store holds three kinds of things for a job, all under the job's key prefix:
 A store without atomic counters (``capabilities.atomic_counters=False``, like S3) implements only
 the object methods and serves as a job's *data store*, beside a metadata store that has them.
 
+Executors and the client write through a view of the store scoped to their job (:meth:`scoped`,
+with a :class:`WriteScope`): the view gives every key it writes a bounded lifetime and, where the
+store can, refuses every write once the job's alive mark is gone. Both are optional capabilities;
+the core makes up for a store that lacks the second (see :mod:`wukong.core.fence`).
+
 Every method raises :class:`wukong.errors.StorageError`, naming the store, when the store fails.
 """
 
@@ -70,6 +75,11 @@ class StorageCapabilities:
         max_object_bytes: the largest object the store accepts, or ``None`` for no limit.
         conditional_increments: :meth:`StorageBackend.increment_once` is atomic (speculative
             execution needs it: two attempts of one invocation must count once between them).
+        fenced_writes: a view from :meth:`StorageBackend.scoped` with an ``alive`` key raises
+            :class:`~wukong.errors.JobEndedError` for every write made once that key is gone, and
+            leaves nothing of it in the store, at no extra round trip.
+        expiring_keys: a view from :meth:`StorageBackend.scoped` gives every key it writes the
+            scope's lifetime.
 
     """
 
@@ -78,6 +88,25 @@ class StorageCapabilities:
     stores_objects: bool = False
     max_object_bytes: int | None = None
     conditional_increments: bool = False
+    fenced_writes: bool = False
+    expiring_keys: bool = False
+
+
+@dataclass(frozen=True)
+class WriteScope:
+    """What a view from :meth:`StorageBackend.scoped` does to its writes.
+
+    Attributes:
+        alive: a key in this store; once it is gone, every write through the view is refused (or
+            undone) with :class:`~wukong.errors.JobEndedError` (stores with ``fenced_writes``).
+            ``None``: no such check.
+        ttl_seconds: every key written through the view expires after this many seconds (stores
+            with ``expiring_keys``); ``None``: keys never expire.
+
+    """
+
+    alive: str | None = None
+    ttl_seconds: int | None = None
 
 
 class StorageBackend(ABC):
@@ -218,6 +247,19 @@ class StorageBackend(ABC):
     @abstractmethod
     def list_keys(self, prefix: str) -> list[str]:
         """Return every key that starts with ``prefix``, in any order (for tests and clean-up tools)."""
+
+    def sizes(self, keys: Sequence[str]) -> list[int | None]:
+        """Return roughly how many bytes each key takes (``None``: unknown), for ``wukong gc``."""
+        return [None] * len(keys)
+
+    def scoped(self, scope: WriteScope) -> StorageBackend:
+        """Return a view of this store whose writes follow ``scope`` (see :class:`WriteScope`).
+
+        The view shares this store's connections; closing it closes nothing. The default ignores
+        the scope: a store declares ``fenced_writes`` or ``expiring_keys`` only when its view
+        does what they say.
+        """
+        return self
 
     def close(self) -> None:
         """Release connections (and, for an embedded store, stop its server)."""

@@ -15,12 +15,18 @@ so everything is built from its own atomic primitives:
 * **Record lists** are length-prefixed frames joined by ``append``; the client takes them all with
   ``gets`` + ``cas`` and polls (memcached has no blocking read).
 
+A view scoped to a job (:meth:`MemcachedStorage.scoped`) gives every item it creates the scope's
+lifetime (memcached's own expiry). Memcached cannot check a job's alive mark beside a write, so the
+core checks after each write instead and undoes a write that came after the job's end
+(:mod:`wukong.core.fence`).
+
 Memcached evicts items when it runs out of memory; run it with ``-M`` (refuse writes instead) and
 enough ``-m`` for a job's objects, or a job fails with a clear "evicted" error.
 """
 
 from __future__ import annotations
 
+import copy
 import secrets
 import socket
 import struct
@@ -37,7 +43,7 @@ from pymemcache.client.base import Client
 from pymemcache.exceptions import MemcacheError
 
 from wukong.backends.options import BackendOptions
-from wukong.backends.storage.base import StorageBackend, translate_errors
+from wukong.backends.storage.base import StorageBackend, StorageCapabilities, WriteScope, translate_errors
 from wukong.errors import StorageError
 
 _PLAIN, _MANIFEST = 0, 1
@@ -47,6 +53,8 @@ _ITEM_OVERHEAD = 512
 # Chunks sent per pipelined batch: bounds the memory of one batch at a few item sizes.
 _CHUNK_BATCH = 8
 _META_BATCH = 500
+# memcached reads an expiry above 30 days as a point in time (seconds since the epoch).
+_LONGEST_RELATIVE_EXPIRY = 30 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,9 @@ class MemcachedStorage(StorageBackend):
 
     name = "memcached"
     Options = MemcachedOptions
+    capabilities = StorageCapabilities(expiring_keys=True)
+    _ttl_seconds: int | None = None  # a scoped view's key lifetime
+    _owns_connections = True  # a scoped view shares its store's
 
     def __init__(self, **options: Any):
         super().__init__(**options)
@@ -158,7 +169,7 @@ class MemcachedStorage(StorageBackend):
         """Store one object (chunked above the item limit)."""
         if len(value) > self._chunk_bytes:
             self._put_chunked(key, value)
-        elif not self._client.set(key, value):
+        elif not self._client.set(key, value, expire=self._expire):
             raise StorageError(f"{self.describe()} refused to store {key!r} (out of memory with -M?)")
 
     @_translated
@@ -172,7 +183,7 @@ class MemcachedStorage(StorageBackend):
                 self._put_chunked(key, value)
 
     def _set_all(self, items: Mapping[str, Any]) -> None:
-        refused = self._client.set_many(items)
+        refused = self._client.set_many(items, expire=self._expire)
         if refused:
             raise StorageError(
                 f"{self.describe()} refused to store {len(refused)} item(s), e.g. {refused[0]!r} "
@@ -284,13 +295,13 @@ class MemcachedStorage(StorageBackend):
         while True:
             value, token = client.gets(key)
             if value is None:
-                if client.add(key, _bit_entry(bit)):
+                if client.add(key, _bit_entry(bit), expire=self._expire):
                     return 1
                 continue  # another executor created it first
             bits = array("I", value)
             if bit in bits:
                 return bits.index(bit) + 1
-            if client.cas(key, value + _bit_entry(bit), token):
+            if client.cas(key, value + _bit_entry(bit), token, expire=self._expire):
                 return len(bits) + 1
 
     @_translated
@@ -309,7 +320,7 @@ class MemcachedStorage(StorageBackend):
                 return int(value)
             if amount <= 0:
                 return 0  # reading or lowering a counter that does not exist: zero, nothing created
-            if client.add(key, str(amount).encode()):
+            if client.add(key, str(amount).encode(), expire=self._expire):
                 return amount
 
     @_translated
@@ -318,7 +329,7 @@ class MemcachedStorage(StorageBackend):
         frame = _FRAME.pack(len(record)) + record
         client = self._client
         while not client.append(key, frame):
-            if client.add(key, frame):
+            if client.add(key, frame, expire=self._expire):
                 return
 
     @_translated
@@ -330,7 +341,7 @@ class MemcachedStorage(StorageBackend):
         while True:
             value, token = client.gets(key)
             if value:
-                if client.cas(key, b"", token):
+                if client.cas(key, b"", token, expire=self._expire):
                     return _frames(value)
                 continue
             remaining = deadline - time.monotonic()
@@ -339,20 +350,48 @@ class MemcachedStorage(StorageBackend):
             time.sleep(min(pause, remaining))
             pause = min(pause * 2, 0.02)
 
+    @property
+    def _expire(self) -> int:
+        """The ``expire`` argument of the items this store (or view) creates; 0: never."""
+        ttl = self._ttl_seconds
+        if not ttl:
+            return 0
+        return ttl if ttl <= _LONGEST_RELATIVE_EXPIRY else int(time.time()) + ttl
+
+    def scoped(self, scope: WriteScope) -> StorageBackend:
+        """A view, sharing this store's connections, whose items expire after ``scope.ttl_seconds``."""
+        if scope.ttl_seconds is None:
+            return self
+        view = copy.copy(self)
+        view._ttl_seconds = scope.ttl_seconds
+        view._owns_connections = False
+        return view
+
     @_translated
     def list_keys(self, prefix: str) -> list[str]:
         """Every key under ``prefix``, from the server's LRU crawler (``lru_crawler metadump all``)."""
+        return sorted(key for key in self._dump() if key.startswith(prefix))
+
+    @_translated
+    def sizes(self, keys: Sequence[str]) -> list[int | None]:
+        """The items' sizes, from the LRU crawler's dump (chunks of a chunked object not counted)."""
+        dump = self._dump()
+        return [dump.get(key) for key in keys]
+
+    def _dump(self) -> dict[str, int]:
+        """Every item's key and size (``lru_crawler metadump all``)."""
         dump = self._exchange(b"lru_crawler metadump all\r\n", b"END\r\n")
-        keys = []
+        items = {}
         for line in dump.split(b"\n"):
             if line.startswith(b"key="):
-                key = urllib.parse.unquote(line.split(b" ", 1)[0][4:].decode())
-                if key.startswith(prefix):
-                    keys.append(key)
-        return sorted(keys)
+                fields = dict(word.split(b"=", 1) for word in line.split() if b"=" in word)
+                items[urllib.parse.unquote(fields[b"key"].decode())] = int(fields.get(b"size", b"0"))
+        return items
 
     def close(self) -> None:
-        """Close every thread's connection."""
+        """Close every thread's connection (a scoped view leaves them to its store)."""
+        if not self._owns_connections:
+            return
         with self._connections_lock:
             connections, self._connections = self._connections, []
         for client in connections:

@@ -1,4 +1,12 @@
-"""Redis as a wukong store: objects are strings, counters are hashes, records are a list."""
+"""Redis as a wukong store: objects are strings, counters are hashes, records are a list.
+
+A view scoped to a job (:meth:`RedisStorage.scoped`) runs every counter and record write as a
+script that first checks the job's alive mark, so the check and the write are one atomic step, and
+gives each key it writes the scope's lifetime in the same script. Objects, which may be megabytes,
+are sent as plain ``SET ... PX`` (a script would copy them): the same pipeline then asks whether
+the mark is still there, and a writer that finds it gone removes what it wrote. Either way a write
+made after the job ended leaves nothing, at no extra round trip.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +16,11 @@ from typing import Any
 import redis
 from pydantic import Field
 from redis.connection import Encoder, PythonRespSerializer
-from redis.exceptions import RedisClusterException
+from redis.exceptions import RedisClusterException, ResponseError
 
 from wukong.backends.options import BackendOptions
-from wukong.backends.storage.base import StorageBackend, StorageCapabilities, translate_errors
+from wukong.backends.storage.base import StorageBackend, StorageCapabilities, WriteScope, translate_errors
+from wukong.errors import JobEndedError
 
 # One round trip, atomic: a counter is a hash from each bit set to the count it made, so setting a
 # bit again returns the count its first setting saw.
@@ -47,6 +56,80 @@ for index = 2, #KEYS do
     redis.call('INCRBY', KEYS[index], ARGV[index])
 end
 """
+
+# The scoped view's scripts all start here. KEYS[1] is the job's alive mark; ARGV[1] is '1' when
+# the write requires it, ARGV[2] the keys' lifetime in milliseconds ('0': none). The scripts' own
+# keys and arguments follow, from KEYS[2] and ARGV[3].
+_SCOPE = """
+if ARGV[1] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then
+    return redis.error_reply('WUKONG-ENDED the job has ended')
+end
+local ttl = tonumber(ARGV[2])
+local function expire(key)
+    if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+end
+"""
+ENDED_REPLY = "WUKONG-ENDED"
+
+SCOPED_SET_BIT_AND_COUNT = (
+    _SCOPE
+    + """
+local seen = redis.call('HGET', KEYS[2], ARGV[3])
+if seen then return tonumber(seen) end
+local count = redis.call('HLEN', KEYS[2]) + 1
+redis.call('HSET', KEYS[2], ARGV[3], count)
+expire(KEYS[2])
+return count
+"""
+)
+
+SCOPED_INCREMENT = (
+    _SCOPE
+    + """
+local value = redis.call('INCRBY', KEYS[2], ARGV[3])
+expire(KEYS[2])
+return value
+"""
+)
+
+SCOPED_INCREMENT_MANY = (
+    _SCOPE
+    + """
+for index = 2, #KEYS do
+    redis.call('INCRBY', KEYS[index], ARGV[index + 1])
+    expire(KEYS[index])
+end
+"""
+)
+
+# KEYS[2]: the guard, KEYS[3]: the counter that must be positive, then the counters; ARGV[3]:
+# whether there is a condition, then the amounts.
+SCOPED_INCREMENT_ONCE = (
+    _SCOPE
+    + """
+if ARGV[3] == '1' and tonumber(redis.call('GET', KEYS[3]) or '0') <= 0 then return 0 end
+if not redis.call('SET', KEYS[2], 1, 'NX') then return 0 end
+expire(KEYS[2])
+for index = 4, #KEYS do
+    redis.call('INCRBY', KEYS[index], ARGV[index])
+    expire(KEYS[index])
+end
+return 1
+"""
+)
+
+# KEYS[2]: the list, then the counters; ARGV[3]: the record, then the amounts.
+SCOPED_APPEND_AND_INCREMENT = (
+    _SCOPE
+    + """
+redis.call('RPUSH', KEYS[2], ARGV[3])
+expire(KEYS[2])
+for index = 3, #KEYS do
+    redis.call('INCRBY', KEYS[index], ARGV[index + 1])
+    expire(KEYS[index])
+end
+"""
+)
 
 _DELETE_BATCH = 10_000
 _SHORTEST_BLOCK = 0.01  # seconds
@@ -103,7 +186,10 @@ class RedisStorage(StorageBackend):
     def __init__(self, **options: Any):
         super().__init__(**options)
         self.capabilities = StorageCapabilities(
-            max_object_bytes=self.options.max_object_bytes, conditional_increments=self._one_node
+            max_object_bytes=self.options.max_object_bytes,
+            conditional_increments=self._one_node,
+            fenced_writes=self._one_node,
+            expiring_keys=True,
         )
         self._client = self._connect()
         self._set_bit_and_count = self._client.register_script(SET_BIT_AND_COUNT)
@@ -256,6 +342,138 @@ class RedisStorage(StorageBackend):
         pattern = prefix.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?") + "*"
         return [k.decode() for k in self._client.scan_iter(match=pattern, count=1000)]
 
+    @translated
+    def sizes(self, keys: Sequence[str]) -> list[int | None]:
+        """MEMORY USAGE of each key, in one pipeline."""
+        pipe = self._client.pipeline(transaction=False)
+        for key in keys:
+            pipe.memory_usage(key, samples=0)
+        return list(pipe.execute())
+
+    def scoped(self, scope: WriteScope) -> StorageBackend:
+        """A view whose writes check ``scope.alive`` atomically and expire after ``scope.ttl_seconds``."""
+        if scope.alive is None and scope.ttl_seconds is None:
+            return self
+        return ScopedRedisStorage(self, scope)
+
     def close(self) -> None:
         """Close the connection pool."""
         self._client.close()
+
+
+class ScopedRedisStorage(RedisStorage):
+    """A job's view of a Redis store (see the module docstring); it shares the store's connections."""
+
+    def __init__(self, store: RedisStorage, scope: WriteScope):  # no super().__init__: nothing to open
+        self.__dict__.update(store.__dict__)
+        self.store, self.scope = store, scope
+        self._ttl_ms = 0 if scope.ttl_seconds is None else int(scope.ttl_seconds * 1000)
+        # KEYS[1] and ARGV[1:3] of every scoped script.
+        self._guard = scope.alive or "-"
+        self._flags = (int(scope.alive is not None), self._ttl_ms)
+
+    @property
+    def url(self) -> str:
+        """The store's URL."""
+        return self.store.url
+
+    def spec(self) -> tuple[str, dict[str, Any]]:
+        """The store's own spec."""
+        return self.store.spec()
+
+    def _script(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return self._client.execute_command(
+                "EVAL", script, 1 + len(keys), self._guard, *keys, *self._flags, *args
+            )
+        except ResponseError as error:
+            raise self._ended_or(error) from error
+
+    def _ended_or(self, error: BaseException) -> BaseException:
+        if isinstance(error, ResponseError) and str(error).startswith(ENDED_REPLY):
+            return JobEndedError(f"{self.describe()}: the job of {self.scope.alive} has ended")
+        return error
+
+    def _write_objects(self, pipe: Any, items: Mapping[str, bytes]) -> None:
+        """Queue the SETs, then (when guarded) the question whether the job is still alive."""
+        for key, value in items.items():
+            pipe.set(key, value, px=self._ttl_ms or None)
+        if items and self.scope.alive is not None:
+            pipe.exists(self.scope.alive)
+
+    def _objects_landed(self, replies: list[Any], items: Mapping[str, bytes]) -> None:
+        """Undo the SETs and raise if the job had ended when they landed (``replies`` from a pipeline)."""
+        if self.scope.alive is not None and items and not replies[len(items)]:
+            self._client.unlink(*items)
+            raise JobEndedError(f"{self.describe()}: the job of {self.scope.alive} has ended")
+
+    @translated
+    def put(self, key: str, value: bytes) -> None:
+        """SET with the lifetime, checked against the alive mark in the same round trip."""
+        self.put_many({key: value})
+
+    @translated
+    def put_many(self, items: Mapping[str, bytes]) -> None:
+        """One pipeline: a SET each, then whether the job is still alive."""
+        if not items:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        self._write_objects(pipe, items)
+        self._objects_landed(pipe.execute(), items)
+
+    @translated
+    def put_and_count(self, items: Mapping[str, bytes], counters: Sequence[tuple[str, int]]) -> list[int]:
+        """One pipeline: the SETs, whether the job is alive, then the guarded counter scripts."""
+        if not items and not counters:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        self._write_objects(pipe, items)
+        for key, bit in counters:
+            pipe.execute_command("EVAL", SCOPED_SET_BIT_AND_COUNT, 2, self._guard, key, *self._flags, bit)
+        replies = pipe.execute(raise_on_error=False)
+        self._objects_landed(replies, items)
+        counts = replies[len(replies) - len(counters) :]
+        for count in counts:
+            if isinstance(count, Exception):
+                raise self._ended_or(count)
+        return [int(count) for count in counts]
+
+    @translated
+    def set_bit_and_count(self, key: str, bit: int) -> int:
+        """The counter script, guarded."""
+        return int(self._script(SCOPED_SET_BIT_AND_COUNT, [key], [bit]))
+
+    @translated
+    def increment(self, key: str, amount: int) -> int:
+        """INCRBY in a guarded script (a read, ``amount == 0``, is a plain GET)."""
+        if amount == 0:
+            return int(self._client.get(key) or 0)
+        return int(self._script(SCOPED_INCREMENT, [key], [amount]))
+
+    @translated
+    def increment_many(self, amounts: Mapping[str, int]) -> None:
+        """INCRBY each, in order, in one guarded script."""
+        self._script(SCOPED_INCREMENT_MANY, list(amounts), list(amounts.values()))
+
+    @translated
+    def increment_once(
+        self, guard: str, amounts: Mapping[str, int], *, while_positive: str | None = None
+    ) -> bool:
+        """The conditional increment, guarded."""
+        condition = guard if while_positive is None else while_positive
+        flag = int(while_positive is not None)
+        reply = self._script(SCOPED_INCREMENT_ONCE, [guard, condition, *amounts], [flag, *amounts.values()])
+        return bool(reply)
+
+    @translated
+    def append(self, key: str, record: bytes) -> None:
+        """RPUSH in a guarded script."""
+        self._script(SCOPED_APPEND_AND_INCREMENT, [key], [record])
+
+    @translated
+    def append_and_increment(self, key: str, record: bytes, amounts: Mapping[str, int]) -> None:
+        """RPUSH, then INCRBY each counter in order, in one guarded script."""
+        self._script(SCOPED_APPEND_AND_INCREMENT, [key, *amounts], [record, *amounts.values()])
+
+    def close(self) -> None:
+        """Nothing: the store this view came from owns the connections."""

@@ -5,6 +5,11 @@ Batch reads and writes are split by slot (``mget_nonatomic``, ``mset_nonatomic``
 :meth:`RedisClusterStorage.put_and_count` sends the object writes, waits for every node to
 acknowledge them, and only then sends the counter scripts: write before count across nodes.
 Everything else is the single-server store's code, on the cluster client.
+
+A view scoped to a job gives every key the scope's lifetime (``SET ... PX``, and the single-server
+store's scoped scripts, each on one key, so one slot). A job's keys span slots, so no script can
+check the job's alive mark beside a write: the core checks after each write batch instead
+(:mod:`wukong.core.fence`).
 """
 
 from __future__ import annotations
@@ -15,8 +20,15 @@ from typing import Any
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
-from wukong.backends.storage.base import StorageBackend
-from wukong.backends.storage.redis import SET_BIT_AND_COUNT, RedisStorage, translated
+from wukong.backends.storage.base import StorageBackend, WriteScope
+from wukong.backends.storage.redis import (
+    SCOPED_APPEND_AND_INCREMENT,
+    SCOPED_INCREMENT,
+    SCOPED_SET_BIT_AND_COUNT,
+    SET_BIT_AND_COUNT,
+    RedisStorage,
+    translated,
+)
 from wukong.errors import StorageError
 
 
@@ -69,6 +81,13 @@ class RedisClusterStorage(RedisStorage):
 
     append_and_increment = StorageBackend.append_and_increment  # a script cannot span hash slots
     increment_once = StorageBackend.increment_once
+
+    def scoped(self, scope: WriteScope) -> StorageBackend:
+        """A view whose keys expire after ``scope.ttl_seconds`` (the alive mark is not checked here)."""
+        if scope.ttl_seconds is None:
+            return self
+        return ExpiringRedisClusterStorage(self, scope.ttl_seconds)
+
     _one_node = False
 
     @translated
@@ -85,3 +104,77 @@ class RedisClusterStorage(RedisStorage):
         for key, bit in counters:
             counts.execute_command("EVAL", SET_BIT_AND_COUNT, 1, key, bit)
         return [int(count) for count in counts.execute()]
+
+
+class ExpiringRedisClusterStorage(RedisClusterStorage):
+    """A job's view of a cluster: every key it writes expires; it shares the cluster's connections.
+
+    Each write is a ``SET ... PX`` or one of the single-server store's scoped scripts on one key
+    (that key doubles as the script's first key, which the unchecked prelude never reads), so every
+    command stays within one slot.
+    """
+
+    def __init__(self, store: RedisClusterStorage, ttl_seconds: int):  # no super().__init__: shares it
+        self.__dict__.update(store.__dict__)
+        self.store, self._ttl_ms = store, ttl_seconds * 1000
+
+    def _on_key(self, target: Any, script: str, key: str, *args: Any) -> Any:
+        """Queue or run ``script`` on ``key`` alone, with the lifetime and no alive check."""
+        return target.execute_command("EVAL", script, 2, key, key, 0, self._ttl_ms, *args)
+
+    @translated
+    def put(self, key: str, value: bytes) -> None:
+        """SET with the lifetime."""
+        self._client.set(key, value, px=self._ttl_ms)
+
+    @translated
+    def put_many(self, items: Mapping[str, bytes]) -> None:
+        """SETs with the lifetime, in one cluster pipeline."""
+        if items:
+            pipe = self._client.pipeline()
+            for key, value in items.items():
+                pipe.set(key, value, px=self._ttl_ms)
+            pipe.execute()
+
+    @translated
+    def put_and_count(self, items: Mapping[str, bytes], counters: Sequence[tuple[str, int]]) -> list[int]:
+        """The writes (every node acknowledges), then the counter scripts, each phase one pipeline."""
+        self.put_many(items)
+        if not counters:
+            return []
+        counts = self._client.pipeline()
+        for key, bit in counters:
+            self._on_key(counts, SCOPED_SET_BIT_AND_COUNT, key, bit)
+        return [int(count) for count in counts.execute()]
+
+    @translated
+    def set_bit_and_count(self, key: str, bit: int) -> int:
+        """The counter script, with the lifetime."""
+        return int(self._on_key(self._client, SCOPED_SET_BIT_AND_COUNT, key, bit))
+
+    @translated
+    def increment(self, key: str, amount: int) -> int:
+        """INCRBY with the lifetime (a read, ``amount == 0``, is a plain GET)."""
+        if amount == 0:
+            return int(self._client.get(key) or 0)
+        return int(self._on_key(self._client, SCOPED_INCREMENT, key, amount))
+
+    @translated
+    def increment_many(self, amounts: Mapping[str, int]) -> None:
+        """All but the last in one cluster pipeline, then the last (it must land after them)."""
+        *first, last = amounts.items() if amounts else [("", 0)]
+        if first:
+            pipe = self._client.pipeline()
+            for key, amount in first:
+                self._on_key(pipe, SCOPED_INCREMENT, key, amount)
+            pipe.execute()
+        if last[0]:
+            self._on_key(self._client, SCOPED_INCREMENT, *last)
+
+    @translated
+    def append(self, key: str, record: bytes) -> None:
+        """RPUSH with the lifetime."""
+        self._on_key(self._client, SCOPED_APPEND_AND_INCREMENT, key, record)
+
+    def close(self) -> None:
+        """Nothing: the cluster store this view came from owns the connections."""

@@ -6,10 +6,15 @@ round trip. A counter and the objects it guards may live on different shards, so
 :meth:`ShardedRedisStorage.put_and_count` keeps *write before count* across shards: every object
 write is acknowledged before any counter is touched (one pipeline per shard when everything lands
 on one shard).
+
+A view scoped to a job gives every key the scope's lifetime, on its own shard (each shard's scoped
+view). A job's alive mark lives on one shard, so no shard can check it beside a write: the core
+checks after each write instead (:mod:`wukong.core.fence`).
 """
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -17,7 +22,7 @@ from typing import Any
 from pydantic import Field
 from uhashring import HashRing
 
-from wukong.backends.storage.base import StorageBackend, StorageCapabilities
+from wukong.backends.storage.base import StorageBackend, StorageCapabilities, WriteScope
 from wukong.backends.storage.redis import RedisConnectionOptions, RedisStorage
 
 
@@ -40,7 +45,9 @@ class ShardedRedisStorage(StorageBackend):
 
     def __init__(self, **options: Any):
         super().__init__(**options)
-        self.capabilities = StorageCapabilities(max_object_bytes=self.options.max_object_bytes)
+        self.capabilities = StorageCapabilities(
+            max_object_bytes=self.options.max_object_bytes, expiring_keys=True
+        )
         self.shards = {
             url: RedisStorage(url=url, **self.options.model_dump(exclude={"urls"}))
             for url in dict.fromkeys(self.options.urls)
@@ -147,7 +154,16 @@ class ShardedRedisStorage(StorageBackend):
         """SCAN every shard."""
         return sorted(key for shard in self.shards.values() for key in shard.list_keys(prefix))
 
+    def scoped(self, scope: WriteScope) -> StorageBackend:
+        """A view whose shards give every key ``scope.ttl_seconds`` (the alive mark is not checked)."""
+        if scope.ttl_seconds is None:
+            return self
+        view = copy.copy(self)
+        shard_scope = WriteScope(None, scope.ttl_seconds)
+        view.shards = {url: shard.scoped(shard_scope) for url, shard in self.shards.items()}  # type: ignore[misc]
+        return view
+
     def close(self) -> None:
-        """Close every shard's connections."""
+        """Close every shard's connections (a scoped view's shards close nothing)."""
         for shard in self.shards.values():
             shard.close()

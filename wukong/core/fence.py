@@ -1,0 +1,145 @@
+"""No write after the end: writes that check, after they land, that their job is still alive.
+
+The client ends a job by removing its alive mark, then every other key of the job (see
+:mod:`wukong.core.keys`). A store with ``fenced_writes`` refuses an executor's write made after
+that inside the store itself. For the others (memcached, Redis Cluster, sharded Redis, S3 beside a
+metadata store, the ideal store) :class:`CheckedWrites` keeps the same promise from outside: every
+write is followed by a read of the alive mark, and a writer that finds it gone removes what it
+wrote and raises :class:`~wukong.errors.JobEndedError`.
+
+Why this is enough without atomicity: the client removes the mark *before* the other keys. A write
+that landed before the mark went is removed by the client's clean-up; a write that landed after it
+is seen by its own check, which comes later still, and removed by its writer. Only a writer killed
+between its write and its check leaves a key, and that key expires with the job's ``key_ttl``
+where the store can expire keys (``wukong gc`` removes it where it cannot).
+
+The price is one read of the mark per write batch: executors batch their writes (an output with
+its counters, the count-out with the metrics), so it is one round trip per task or less.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from wukong.backends.storage.base import StorageBackend
+from wukong.errors import JobEndedError
+
+
+class CheckedWrites(StorageBackend):
+    """A view of ``store`` whose every write is checked against ``alive`` in ``marks`` afterwards.
+
+    ``marks`` is the job's metadata store (``store`` itself, or the store beside a data store).
+    Reads go straight to ``store``; closing the view closes nothing.
+    """
+
+    def __init__(self, store: StorageBackend, marks: StorageBackend, alive: str):  # no options of its own
+        self.store, self.marks, self.alive = store, marks, alive
+        self.name = store.name  # type: ignore[misc]
+        self.options = store.options
+        self.capabilities = store.capabilities
+
+    def _check(self, written: Iterable[str]) -> None:
+        """Raise :class:`JobEndedError`, after removing ``written``, if the job has ended."""
+        written = list(written)
+        if written and self.marks.get(self.alive) is None:
+            self.store.delete_many(written)
+            raise JobEndedError(f"{self.store.describe()}: the job of {self.alive} has ended")
+
+    def put(self, key: str, value: Any) -> None:
+        """Write, then check."""
+        self.store.put(key, value)
+        self._check([key])
+
+    def put_many(self, items: Mapping[str, Any]) -> None:
+        """Write, then check."""
+        if items:
+            self.store.put_many(items)
+            self._check(items)
+
+    def put_and_count(self, items: Mapping[str, Any], counters: Sequence[tuple[str, int]]) -> list[int]:
+        """Write and count, then check."""
+        counts = self.store.put_and_count(items, counters)
+        self._check([*items, *(key for key, _ in counters)])
+        return counts
+
+    def set_bit_and_count(self, key: str, bit: int) -> int:
+        """Count, then check."""
+        count = self.store.set_bit_and_count(key, bit)
+        self._check([key])
+        return count
+
+    def increment(self, key: str, amount: int) -> int:
+        """Add, then check (a read, ``amount == 0``, creates nothing and is not checked)."""
+        value = self.store.increment(key, amount)
+        if amount:
+            self._check([key])
+        return value
+
+    def increment_many(self, amounts: Mapping[str, int]) -> None:
+        """Add, then check."""
+        self.store.increment_many(amounts)
+        self._check(amounts)
+
+    def increment_once(
+        self, guard: str, amounts: Mapping[str, int], *, while_positive: str | None = None
+    ) -> bool:
+        """Add once, then check."""
+        applied = self.store.increment_once(guard, amounts, while_positive=while_positive)
+        self._check([guard, *amounts])
+        return applied
+
+    def append(self, key: str, record: bytes) -> None:
+        """Append, then check."""
+        self.store.append(key, record)
+        self._check([key])
+
+    def append_and_increment(self, key: str, record: bytes, amounts: Mapping[str, int]) -> None:
+        """Append and add, then check."""
+        self.store.append_and_increment(key, record, amounts)
+        self._check([key, *amounts])
+
+    # Reads and removals need no check.
+
+    def check(self) -> None:
+        """The store's own check."""
+        self.store.check()
+
+    def describe(self) -> str:
+        """The store's own description."""
+        return self.store.describe()
+
+    def spec(self) -> tuple[str, dict[str, Any]]:
+        """The store's own spec."""
+        return self.store.spec()
+
+    def get(self, key: str) -> Any:
+        """Read from the store."""
+        return self.store.get(key)
+
+    def get_many(self, keys: Sequence[str]) -> list[Any]:
+        """Read from the store."""
+        return self.store.get_many(keys)
+
+    def count_bits(self, key: str) -> int:
+        """Read from the store."""
+        return self.store.count_bits(key)
+
+    def pop_all(self, key: str, timeout: float) -> list[bytes]:
+        """Take from the store (the client's, which ends the job itself)."""
+        return self.store.pop_all(key, timeout)
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Remove from the store."""
+        self.store.delete_many(keys)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """List from the store."""
+        return self.store.list_keys(prefix)
+
+    def sizes(self, keys: Sequence[str]) -> list[int | None]:
+        """Sizes from the store."""
+        return self.store.sizes(keys)
+
+    def close(self) -> None:
+        """Nothing: the store this view wraps is its owner's to close."""
