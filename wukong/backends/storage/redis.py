@@ -1,22 +1,24 @@
 """Redis as a wukong store: objects are strings, counters are hashes, records are a list.
 
-A view scoped to a job (:meth:`RedisStorage.scoped`) runs every counter and record write as a
-script that first checks the job's alive mark, so the check and the write are one atomic step, and
-gives each key it writes the scope's lifetime in the same script. Objects, which may be megabytes,
-are sent as plain ``SET ... PX`` (a script would copy them): the same pipeline then asks whether
-the mark is still there, and a writer that finds it gone removes what it wrote. Either way a write
-made after the job ended leaves nothing, at no extra round trip.
+A view scoped to a job (:meth:`RedisStorage.scoped`) runs every write as a script that first checks
+the job's alive mark, so the check and the write are one atomic step, and gives each key it writes
+the scope's lifetime in the same script. Objects over 64 KiB, which a script would copy, are sent
+as plain ``SET ... PX`` instead, followed in the same pipeline by a guarded script (a counter's) or
+a look at the mark; a writer that finds the mark gone removes what it wrote. Either way a write made
+after the job ended leaves nothing, at no extra round trip.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import redis
 from pydantic import Field
 from redis.connection import Encoder, PythonRespSerializer
-from redis.exceptions import RedisClusterException, ResponseError
+from redis.exceptions import NoScriptError, RedisClusterException, ResponseError
 
 from wukong.backends.options import BackendOptions
 from wukong.backends.storage.base import StorageBackend, StorageCapabilities, WriteScope, translate_errors
@@ -65,11 +67,23 @@ if ARGV[1] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then
     return redis.error_reply('WUKONG-ENDED the job has ended')
 end
 local ttl = tonumber(ARGV[2])
-local function expire(key)
-    if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+"""
+# A key gets its lifetime when a write creates it, inline in each script below (a Lua function
+# defined in the prelude would be built again on every call).
+ENDED_REPLY = "WUKONG-ENDED"
+
+SCOPED_PUT_MANY = (
+    _SCOPE
+    + """
+for index = 2, #KEYS do
+    if ttl > 0 then
+        redis.call('SET', KEYS[index], ARGV[index + 1], 'PX', ttl)
+    else
+        redis.call('SET', KEYS[index], ARGV[index + 1])
+    end
 end
 """
-ENDED_REPLY = "WUKONG-ENDED"
+)
 
 SCOPED_SET_BIT_AND_COUNT = (
     _SCOPE
@@ -78,7 +92,7 @@ local seen = redis.call('HGET', KEYS[2], ARGV[3])
 if seen then return tonumber(seen) end
 local count = redis.call('HLEN', KEYS[2]) + 1
 redis.call('HSET', KEYS[2], ARGV[3], count)
-expire(KEYS[2])
+if ttl > 0 and count == 1 then redis.call('PEXPIRE', KEYS[2], ttl) end
 return count
 """
 )
@@ -87,7 +101,7 @@ SCOPED_INCREMENT = (
     _SCOPE
     + """
 local value = redis.call('INCRBY', KEYS[2], ARGV[3])
-expire(KEYS[2])
+if ttl > 0 and value == tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[2], ttl) end
 return value
 """
 )
@@ -96,8 +110,8 @@ SCOPED_INCREMENT_MANY = (
     _SCOPE
     + """
 for index = 2, #KEYS do
-    redis.call('INCRBY', KEYS[index], ARGV[index + 1])
-    expire(KEYS[index])
+    local value = redis.call('INCRBY', KEYS[index], ARGV[index + 1])
+    if ttl > 0 and value == tonumber(ARGV[index + 1]) then redis.call('PEXPIRE', KEYS[index], ttl) end
 end
 """
 )
@@ -109,10 +123,10 @@ SCOPED_INCREMENT_ONCE = (
     + """
 if ARGV[3] == '1' and tonumber(redis.call('GET', KEYS[3]) or '0') <= 0 then return 0 end
 if not redis.call('SET', KEYS[2], 1, 'NX') then return 0 end
-expire(KEYS[2])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 for index = 4, #KEYS do
-    redis.call('INCRBY', KEYS[index], ARGV[index])
-    expire(KEYS[index])
+    local value = redis.call('INCRBY', KEYS[index], ARGV[index])
+    if ttl > 0 and value == tonumber(ARGV[index]) then redis.call('PEXPIRE', KEYS[index], ttl) end
 end
 return 1
 """
@@ -122,15 +136,25 @@ return 1
 SCOPED_APPEND_AND_INCREMENT = (
     _SCOPE
     + """
-redis.call('RPUSH', KEYS[2], ARGV[3])
-expire(KEYS[2])
+local length = redis.call('RPUSH', KEYS[2], ARGV[3])
+if ttl > 0 and length == 1 then redis.call('PEXPIRE', KEYS[2], ttl) end
 for index = 3, #KEYS do
-    redis.call('INCRBY', KEYS[index], ARGV[index + 1])
-    expire(KEYS[index])
+    local value = redis.call('INCRBY', KEYS[index], ARGV[index + 1])
+    if ttl > 0 and value == tonumber(ARGV[index + 1]) then redis.call('PEXPIRE', KEYS[index], ttl) end
 end
 """
 )
 
+
+@functools.cache
+def _sha(script: str) -> str:
+    """The hash Redis knows a script by (EVALSHA)."""
+    return hashlib.sha1(script.encode()).hexdigest()
+
+
+# A job's view writes objects up to this many bytes (together) in a guarded script; bigger ones
+# as plain SETs, which do not copy them, followed by a look at the alive mark.
+_SCRIPTED_BYTES = 64 * 1024
 _DELETE_BATCH = 10_000
 _SHORTEST_BLOCK = 0.01  # seconds
 REDIS_MAX_BULK = 512 * 1024 * 1024
@@ -382,61 +406,85 @@ class ScopedRedisStorage(RedisStorage):
         return self.store.spec()
 
     def _script(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run a scoped script by its hash (its text, loaded once, need not travel every time)."""
+        command = ("EVALSHA", _sha(script), 1 + len(keys), self._guard, *keys, *self._flags, *args)
         try:
-            return self._client.execute_command(
-                "EVAL", script, 1 + len(keys), self._guard, *keys, *self._flags, *args
-            )
+            try:
+                return self._client.execute_command(*command)
+            except NoScriptError:  # a new or restarted server: load it, once
+                self._client.script_load(script)
+                return self._client.execute_command(*command)
         except ResponseError as error:
             raise self._ended_or(error) from error
 
     def _ended_or(self, error: BaseException) -> BaseException:
         if isinstance(error, ResponseError) and str(error).startswith(ENDED_REPLY):
-            return JobEndedError(f"{self.describe()}: the job of {self.scope.alive} has ended")
+            return self._ended()
         return error
 
-    def _write_objects(self, pipe: Any, items: Mapping[str, bytes]) -> None:
-        """Queue the SETs, then (when guarded) the question whether the job is still alive."""
-        for key, value in items.items():
-            pipe.set(key, value, px=self._ttl_ms or None)
-        if items and self.scope.alive is not None:
-            pipe.exists(self.scope.alive)
-
-    def _objects_landed(self, replies: list[Any], items: Mapping[str, bytes]) -> None:
-        """Undo the SETs and raise if the job had ended when they landed (``replies`` from a pipeline)."""
-        if self.scope.alive is not None and items and not replies[len(items)]:
-            self._client.unlink(*items)
-            raise JobEndedError(f"{self.describe()}: the job of {self.scope.alive} has ended")
+    def _ended(self) -> JobEndedError:
+        return JobEndedError(f"{self.describe()}: the job of {self.scope.alive} has ended")
 
     @translated
     def put(self, key: str, value: bytes) -> None:
-        """SET with the lifetime, checked against the alive mark in the same round trip."""
+        """As :meth:`put_many`."""
         self.put_many({key: value})
 
     @translated
     def put_many(self, items: Mapping[str, bytes]) -> None:
-        """One pipeline: a SET each, then whether the job is still alive."""
+        """Small objects in one guarded script; big ones as ``SET``s, then a look at the alive mark.
+
+        A script would copy a big object into its arguments; a ``SET`` does not. The look comes in
+        the same pipeline, after the ``SET``s: a mark gone by then may have gone before them, so
+        their writer removes them.
+        """
         if not items:
             return
+        if self.scope.alive is None or sum(map(len, items.values())) <= _SCRIPTED_BYTES:
+            self._script(SCOPED_PUT_MANY, list(items), list(items.values()))
+            return
         pipe = self._client.pipeline(transaction=False)
-        self._write_objects(pipe, items)
-        self._objects_landed(pipe.execute(), items)
+        for key, value in items.items():
+            pipe.set(key, value, px=self._ttl_ms or None)
+        pipe.exists(self.scope.alive)
+        if not pipe.execute()[-1]:
+            self._client.unlink(*items)
+            raise self._ended()
 
     @translated
     def put_and_count(self, items: Mapping[str, bytes], counters: Sequence[tuple[str, int]]) -> list[int]:
-        """One pipeline: the SETs, whether the job is alive, then the guarded counter scripts."""
-        if not items and not counters:
+        """One pipeline: the ``SET``s, then the guarded counter scripts.
+
+        The first script checks the alive mark after every ``SET`` has landed, and a mark once gone
+        never comes back: if it was there, so it was for the ``SET``s, and the client's clean-up
+        removes them; if not, their writer does.
+        """
+        if not counters:
+            self.put_many(items)
             return []
-        pipe = self._client.pipeline(transaction=False)
-        self._write_objects(pipe, items)
-        for key, bit in counters:
-            pipe.execute_command("EVAL", SCOPED_SET_BIT_AND_COUNT, 2, self._guard, key, *self._flags, bit)
-        replies = pipe.execute(raise_on_error=False)
-        self._objects_landed(replies, items)
-        counts = replies[len(replies) - len(counters) :]
+        counts = self._write_and_count(items, counters)
+        if any(isinstance(count, NoScriptError) for count in counts):
+            # A new or restarted server ran none of them: load the script and send all again
+            # (the SETs write the same values, a counter answers a bit again as it first did).
+            self._client.script_load(SCOPED_SET_BIT_AND_COUNT)
+            counts = self._write_and_count(items, counters)
         for count in counts:
             if isinstance(count, Exception):
-                raise self._ended_or(count)
+                error = self._ended_or(count)
+                if isinstance(error, JobEndedError) and items:
+                    self._client.unlink(*items)
+                raise error
         return [int(count) for count in counts]
+
+    def _write_and_count(self, items: Mapping[str, bytes], counters: Sequence[tuple[str, int]]) -> list[Any]:
+        """Send the pipeline; return the counter scripts' replies (errors among them)."""
+        pipe = self._client.pipeline(transaction=False)
+        for key, value in items.items():
+            pipe.set(key, value, px=self._ttl_ms or None)
+        script = _sha(SCOPED_SET_BIT_AND_COUNT)
+        for key, bit in counters:
+            pipe.execute_command("EVALSHA", script, 2, self._guard, key, *self._flags, bit)
+        return pipe.execute(raise_on_error=False)[len(items) :]
 
     @translated
     def set_bit_and_count(self, key: str, bit: int) -> int:
