@@ -18,11 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from wukong.backends.storage.embedded import EmbeddedRedisStorage
-
-psutil = pytest.importorskip("psutil")
 
 DEADLINE_SECONDS = 10.0
 

@@ -117,11 +117,13 @@ def find_jobs(stores: Stores) -> list[StoredJob]:
 
 
 def _describe(stores: Stores, job: str, keys: list[str]) -> StoredJob:
-    metadata_keys = stores.metadata.list_keys(JobKeys(job).prefix) if not stores.single else keys
-    sizes = stores.metadata.sizes(metadata_keys)
-    if not stores.single:
-        sizes += stores.data.sizes(stores.data.list_keys(JobKeys(job).prefix))
-    nbytes = None if any(size is None for size in sizes) else sum(sizes)  # type: ignore[misc]
+    prefix = JobKeys(job).prefix
+    if stores.single:
+        sizes = stores.metadata.sizes(keys)
+    else:
+        sizes = stores.metadata.sizes(stores.metadata.list_keys(prefix))
+        sizes += stores.data.sizes(stores.data.list_keys(prefix))
+    nbytes = None if None in sizes else sum(size for size in sizes if size is not None)
     mark = stores.metadata.get(JobKeys(job).alive)
     submitted, heartbeat = (None, None) if mark is None else read_alive(mark)
     return StoredJob(job, tuple(sorted(keys)), nbytes, submitted, heartbeat)
@@ -130,10 +132,11 @@ def _describe(stores: Stores, job: str, keys: list[str]) -> StoredJob:
 def remove(stores: Stores, job: str) -> int:
     """Remove job ``job``'s keys, its alive mark first; return how many keys went."""
     keys = JobKeys(job)
+    had_mark = stores.metadata.get(keys.alive) is not None
     stores.metadata.delete_many([keys.alive])
     found = stores.list_keys(keys.prefix)
     stores.delete(found, [] if stores.single else found)
-    return len(found) + 1
+    return len(found) + had_mark
 
 
 def parse_age(text: str) -> float:
