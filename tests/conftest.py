@@ -222,16 +222,32 @@ def _clients() -> Iterator[dict[str, wukong.Client]]:
         client.close()
 
 
-@pytest.fixture(params=list(PAIRINGS))
-def client(request: pytest.FixtureRequest, _clients: dict[str, wukong.Client]) -> Iterator[wukong.Client]:
-    """A client for one pairing, shared by the session; the stores must be empty after each test."""
-    name = request.param
-    if name not in _clients:
-        compute, storage = PAIRINGS[name]
-        _clients[name] = wukong.Client(**compute(request), **storage(request), timeout=120)
-    client = _clients[name]
+# Pairings that only some tests run on, beside PAIRINGS.
+OTHER_PAIRINGS: dict[str, tuple[Settings, Settings]] = {
+    # Workers with a temp dir and home each, as Lambda containers have: Dask shuffles run as tasks.
+    "share-nothing-embedded": (
+        lambda request: {"compute": "local", "compute_options": {"share_nothing": True}},
+        lambda request: {"storage": "embedded"},
+    ),
+}
+
+
+def session_client(
+    request: pytest.FixtureRequest, clients: dict[str, wukong.Client], name: str
+) -> Iterator[wukong.Client]:
+    """The session's client for pairing ``name``; the stores must be empty after the test."""
+    if name not in clients:
+        compute, storage = {**PAIRINGS, **OTHER_PAIRINGS}[name]
+        clients[name] = wukong.Client(**compute(request), **storage(request), timeout=120)
+    client = clients[name]
     yield client
     client.settle()
     leak = left_behind(client.stores, request.node.nodeid)  # the embedded and ideal stores too
     if leak:
         pytest.fail(leak, pytrace=False)
+
+
+@pytest.fixture(params=list(PAIRINGS))
+def client(request: pytest.FixtureRequest, _clients: dict[str, wukong.Client]) -> Iterator[wukong.Client]:
+    """A client for one pairing, shared by the session; the stores must be empty after each test."""
+    yield from session_client(request, _clients, request.param)

@@ -155,6 +155,13 @@ def test_a_missing_function_fails_before_any_job(lambda_endpoint, redis_url):
         wukong.Client(storage=redis_url, **settings)
 
 
+def test_a_function_without_the_hash_seed_is_refused_before_any_job(redis_url):
+    # As deployed by a wukong that set no PYTHONHASHSEED: its executors would each hash their own way.
+    refused = pytest.raises(wukong.ConfigError, match=r"PYTHONHASHSEED=1.*wukong lambda deploy")
+    with lambda_server("--env=PYTHONHASHSEED=1") as server, refused:
+        wukong.Client(storage=redis_url, **lambda_settings(server.url))
+
+
 def test_missing_credentials_fail_before_any_job(lambda_endpoint, redis_url, monkeypatch, tmp_path):
     for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(variable, raising=False)

@@ -8,6 +8,7 @@ in ``test_lambda.py`` runs it).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import zipfile
@@ -16,9 +17,24 @@ import boto3
 import pytest
 
 from tests.conftest import BUCKET
-from wukong.backends.compute.aws_lambda.deploy import build_package, deploy, runtime_requirements
+from wukong.backends.compute.aws_lambda.deploy import (
+    INVOKE_POLICY,
+    DeployError,
+    build_package,
+    client_runtime,
+    deploy,
+    pinned,
+    runtime_requirements,
+)
 from wukong.backends.compute.aws_lambda.handler import SETTINGS_VARIABLE
 from wukong.backends.compute.aws_lambda.invoker import InvokerSettings
+from wukong.backends.compute.environment import (
+    HASH_SEED_VARIABLE,
+    STAMP_VARIABLE,
+    hash_seed,
+    stamp_differences,
+    version_stamp,
+)
 from wukong.cli import main
 
 
@@ -58,12 +74,23 @@ def test_deploy_creates_then_updates_the_function(package, s3_endpoint):
         region_name="us-east-1", endpoint_url=s3_endpoint,
     )  # fmt: skip
     assert created["Handler"] == "wukong.backends.compute.aws_lambda.handler.handler"
-    assert (created["MemorySize"], created["Timeout"], created["Runtime"]) == (2048, 120, "python3.12")
+    # The runtime is this Python's: functions defined in __main__ travel as its bytecode.
+    assert (created["MemorySize"], created["Timeout"], created["Runtime"]) == (2048, 120, client_runtime())
     assert created["Role"].endswith(":role/wukong-executor")
     variables = created["Environment"]["Variables"]
     assert InvokerSettings.model_validate_json(variables[SETTINGS_VARIABLE]) == invoker
-    role = aws.client("iam", endpoint_url=s3_endpoint).list_attached_role_policies(RoleName="wukong-executor")
+    assert variables[HASH_SEED_VARIABLE] == hash_seed()  # one hash across executors (dask.bag groupby)
+    assert stamp_differences(variables[STAMP_VARIABLE], version_stamp()) == []
+    assert created["RecursiveLoop"] == "unsupported"  # moto has no PutFunctionRecursionConfig
+    iam = aws.client("iam", endpoint_url=s3_endpoint)
+    role = iam.list_attached_role_policies(RoleName="wukong-executor")
     assert [p["PolicyName"] for p in role["AttachedPolicies"]] == ["AWSLambdaBasicExecutionRole"]
+    # Executors invoke their own function to fan out: the role may do that, and only that.
+    policy = iam.get_role_policy(RoleName="wukong-executor", PolicyName=INVOKE_POLICY)["PolicyDocument"]
+    policy = json.loads(policy) if isinstance(policy, str) else policy
+    (statement,) = policy["Statement"]
+    assert statement["Action"] == "lambda:InvokeFunction"
+    assert statement["Resource"][0] == created["FunctionArn"]
 
     # Deploying again (here through the command line) updates the same function and role.
     status = main([
@@ -96,3 +123,27 @@ def test_a_package_over_the_inline_limit_goes_through_a_bucket(package, s3_endpo
         == package.stat().st_size
     )
     s3.delete_object(Bucket=BUCKET, Key="wukong-lambda/wukong-big.zip")
+
+
+def test_the_package_pins_what_tasks_are_pickled_against_to_the_clients_versions():
+    requirements, unpinned = pinned(
+        [*runtime_requirements("3.11"), "not-installed-here>=1"],
+        ["dask", "numpy", "cloudpickle", "not-installed-here"],
+    )
+    import cloudpickle
+    import dask
+    import numpy
+
+    assert f"dask[array]=={dask.__version__}" in requirements
+    assert f"numpy=={numpy.__version__}" in requirements
+    assert f"cloudpickle=={cloudpickle.__version__}" in requirements
+    assert unpinned == ["not-installed-here"]
+    assert "not-installed-here>=1" in requirements
+
+
+def test_a_package_over_lambdas_unzipped_limit_is_refused_before_upload(tmp_path):
+    package = tmp_path / "big.zip"
+    with zipfile.ZipFile(package, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("zeros.bin", bytes(260 * 2**20))  # 260 MB unzipped, under 1 MB zipped
+    with pytest.raises(DeployError, match=r"unzips to 260 MB, over the 250 MB.*container image"):
+        deploy("too-big", package, endpoint_url="http://127.0.0.1:9")  # refused before any request

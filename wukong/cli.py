@@ -142,12 +142,18 @@ def _lambda_deploy(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from wukong.backends.compute.aws_lambda.deploy import build_package, deploy
+    from wukong.backends.compute.aws_lambda.deploy import (
+        build_package,
+        client_runtime,
+        deploy,
+        unzipped_bytes,
+    )
     from wukong.backends.compute.aws_lambda.invoker import InvokerSettings
 
     with tempfile.TemporaryDirectory(prefix="wukong-lambda-") as directory:
         package = args.package
         if package is None:
+            args.runtime = args.runtime or client_runtime()
             python_version = args.runtime.removeprefix("python")
             print(f"building the package for Python {python_version} on {args.architecture}...")
             package = build_package(
@@ -171,10 +177,12 @@ def _lambda_deploy(args: argparse.Namespace) -> int:
             region_name=args.region,
             endpoint_url=args.endpoint_url,
         )
-    size = Path(package).stat().st_size
+        size, unzipped = Path(package).stat().st_size, unzipped_bytes(Path(package))
     print(
         f"deployed {configuration['FunctionArn']}: {configuration['MemorySize']} MB, "
-        f"{configuration['Timeout']} s, {configuration['Runtime']}, package {size:,} bytes"
+        f"{configuration['Timeout']} s, {configuration['Runtime']}, package {size / 2**20:.1f} MB "
+        f"({unzipped / 2**20:.1f} MB unzipped); role {configuration['Role']} may invoke the function; "
+        f"recursive loops: {configuration['RecursiveLoop']}"
     )
     return 0
 
@@ -195,7 +203,7 @@ def _add_lambda_commands(commands: argparse._SubParsersAction) -> None:
     deploy.add_argument("--memory", type=int, default=3008, help="MB per executor")
     deploy.add_argument("--timeout", type=int, default=300, help="seconds per invocation")
     deploy.add_argument("--role", help="execution role ARN (default: create or reuse wukong-executor)")
-    deploy.add_argument("--runtime", default="python3.12", help="Lambda Python runtime")
+    deploy.add_argument("--runtime", help="Lambda Python runtime (default: this Python's, as pickling needs)")
     deploy.add_argument("--architecture", default="x86_64", choices=["x86_64", "arm64"])
     deploy.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
     deploy.add_argument("--invokers", type=int, default=16, help="invoker threads per executor")

@@ -86,6 +86,45 @@ def _predict(model: Any, rows: np.ndarray) -> np.ndarray:
     return model.predict(rows)
 
 
+def _rows(seed: int, rows: int, keys: int) -> Any:
+    import pandas as pd
+
+    generator = np.random.default_rng(2000 + seed)
+    return pd.DataFrame(
+        {
+            "key": generator.integers(0, keys, rows),
+            "x": generator.random(rows),
+            "y": generator.normal(size=rows),
+        }
+    )
+
+
+def _frame(rows: int, partitions: int, keys: int, seed: int = 0) -> Any:
+    """A dataframe of ``rows`` random rows whose partitions are made by tasks (not shipped in the graph)."""
+    import dask.dataframe as dd
+
+    size = rows // partitions
+    return dd.from_map(_rows, range(seed * partitions, (seed + 1) * partitions), rows=size, keys=keys)
+
+
+def dataframe_groupby(rows: int, partitions: int) -> tuple[Any, ...]:
+    """A groupby-aggregate over ``rows // 10`` keys, its output in ``partitions`` parts (a tasks shuffle)."""
+    frame = _frame(rows, partitions, keys=rows // 10)
+    grouped = frame.groupby("key").agg(
+        {"x": "sum", "y": "mean"}, split_out=partitions, shuffle_method="tasks"
+    )
+    return (grouped,)
+
+
+def dataframe_merge(rows: int, partitions: int) -> tuple[Any, ...]:
+    """A merge of ``rows`` rows with a table of ``rows // 10`` keys (a tasks shuffle of both), summed."""
+    keys = rows // 10
+    left = _frame(rows, partitions, keys=keys)
+    right = _frame(keys, partitions, keys=keys, seed=1).rename(columns={"x": "z"})[["key", "z"]]
+    merged = left.merge(right, on="key", shuffle_method="tasks")
+    return (merged[["x", "z"]].sum(),)
+
+
 def workloads(quick: bool, delays_ms: tuple[float, ...] = (0, 10, 100)) -> list[Workload]:
     """Every workload, at the issue's sizes or at ``quick`` sizes (the whole run under two minutes)."""
     tr_leaves, overhead_leaves = (128, 1024) if quick else (1024, 8192)
@@ -118,6 +157,16 @@ def workloads(quick: bool, delays_ms: tuple[float, ...] = (0, 10, 100)) -> list[
             Workload(
                 "SVC", "SVC on 500 samples predicts 20,000 rows in 2,000", lambda: svc(500, 20_000, 2_000)
             ),
+            Workload(
+                "DF-GROUPBY",
+                "groupby-aggregate of 200,000 rows in 16 partitions (tasks shuffle)",
+                lambda: dataframe_groupby(200_000, 16),
+            ),
+            Workload(
+                "DF-MERGE",
+                "merge of 200,000 rows with 20,000 keys in 16 partitions (tasks shuffle)",
+                lambda: dataframe_merge(200_000, 16),
+            ),
         ]
     else:
         found += [
@@ -135,6 +184,16 @@ def workloads(quick: bool, delays_ms: tuple[float, ...] = (0, 10, 100)) -> list[
                 "SVC on 2,000 samples predicts 200,000 rows in 10,000",
                 lambda: svc(2_000, 200_000, 10_000),
             ),
+            Workload(
+                "DF-GROUPBY",
+                "groupby-aggregate of 4,000,000 rows in 16 partitions (tasks shuffle)",
+                lambda: dataframe_groupby(4_000_000, 16),
+            ),
+            Workload(
+                "DF-MERGE",
+                "merge of 4,000,000 rows with 400,000 keys in 16 partitions (tasks shuffle)",
+                lambda: dataframe_merge(4_000_000, 16),
+            ),
         ]
     return found
 
@@ -147,6 +206,9 @@ def same_result(left: Any, right: Any) -> bool:
             and len(left) == len(right)
             and all(same_result(a, b) for a, b in zip(left, right, strict=True))
         )
+    if type(left).__module__.startswith("pandas"):  # rows in any order, as shuffles leave them
+        left, right = left.sort_index(), right.sort_index()
+        return bool(left.index.equals(right.index)) and same_result(left.to_numpy(), right.to_numpy())
     if isinstance(left, np.ndarray | float | np.floating):
         return bool(np.allclose(left, right, rtol=1e-9, atol=0))
     return bool(left == right)

@@ -18,14 +18,15 @@ import dask
 
 from wukong.backends.compute.base import ComputeBackend
 from wukong.config import WukongConfig, load_config
+from wukong.core import shuffles
 from wukong.core.backends import create_compute
 from wukong.core.executor import handle_invocation
-from wukong.core.graph import build_task_graph, pack_results
+from wukong.core.graph import TaskGraph, build_task_graph, literal_results, pack_results
 from wukong.core.job import Job
 from wukong.core.partition import partition
 from wukong.core.report import JobReport
 from wukong.core.stores import Stores, share, unshare
-from wukong.errors import ComputeError, ConfigError, JobLostError, StorageError
+from wukong.errors import ComputeError, ConfigError, GraphError, JobLostError, StorageError
 from wukong.plugins.manager import get_plugin_manager
 
 logger = logging.getLogger("wukong.client")
@@ -90,7 +91,10 @@ class Client:
     def get(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
         """Compute ``keys`` of graph ``dsk`` (Dask's scheduler protocol; extra keywords are ignored)."""
         started = time.perf_counter()
-        graph = build_task_graph(dsk, keys)
+        graph, computed = self._task_graph(dsk, keys)
+        literals = literal_results(graph)
+        if len(literals) == len(graph.results):  # nothing to run: the values are in the graph
+            return pack_results(keys, shuffles.by_requested_key(keys, computed, literals))
         built = time.perf_counter()
         plan = partition(graph, self.config.page_tasks)
         partitioned = time.perf_counter()
@@ -132,8 +136,23 @@ class Client:
                 cleanup.start()
                 with self._lock:
                     self._cleanups.append(cleanup)
-        results = dict(zip((graph.keys[t] for t in graph.results), values, strict=True))
-        return pack_results(keys, results)
+        # A requested literal is the graph's own object, as under Dask's local schedulers.
+        results = dict(zip((graph.keys[t] for t in graph.results), values, strict=True)) | literals
+        return pack_results(keys, shuffles.by_requested_key(keys, computed, results))
+
+    def _task_graph(self, dsk: Any, keys: Any) -> tuple[TaskGraph, Any]:
+        """The graph to run for ``keys``, and the keys it computes them under.
+
+        Where executors share no filesystem, Dask's disk shuffles run as tasks (which renames the
+        keys downstream of them), and a graph that still shuffles on disk is refused.
+        """
+        if self.compute_backend.capabilities.shares_filesystem:
+            return build_task_graph(dsk, keys), keys
+        dsk, computed = shuffles.as_task_shuffles(dsk, keys)
+        graph = build_task_graph(dsk, computed)
+        if on_disk := shuffles.disk_shuffle_tasks(graph):
+            raise GraphError(shuffles.refusal(on_disk, self.compute_backend.describe()), on_disk)
+        return graph, computed
 
     def _finish(self, job: Job, error: BaseException | None) -> None:
         try:

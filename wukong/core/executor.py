@@ -54,10 +54,12 @@ import math
 import threading
 import time
 from collections import OrderedDict, deque
+from types import GeneratorType
 from typing import Any, NamedTuple
 
 from wukong.backends.compute.base import ExecutorContext
-from wukong.core import codec, logs, records
+from wukong.backends.compute.environment import check_hash_seed
+from wukong.core import codec, logs, records, shuffles
 from wukong.core.attempts import Attempt
 from wukong.core.invocation import Invocation, decode_payload, encode_payloads
 from wukong.core.keys import JobKeys
@@ -83,6 +85,11 @@ _CHECK_SECONDS = 0.5  # how often a running executor looks whether its job has f
 _LOST_KEY_CAUSES = (
     "the store evicted it or restarted empty, or the job ran longer than its keys live: "
     "raise key_ttl above the job's run time"
+)
+
+_GENERATOR_RESULT = (
+    "the task returned a generator, which can be read only once and cannot be stored or sent to "
+    "another executor (as under Dask's processes scheduler); return a list (list(...) around it)"
 )
 
 
@@ -181,6 +188,7 @@ class Executor:
         started = time.perf_counter()
         try:
             with logs.captured(self.options.log_lines) as self.log_lines:
+                check_hash_seed(self.options.hash_seed)
                 self._run_chain(self.invocation.task, self.invocation.page)
         except (JobGone, JobEndedError):
             self._drop_waits()
@@ -282,6 +290,11 @@ class Executor:
             value = plan.node(inputs)
         except Exception as error:
             raise TaskFailed(task, plan.key, error) from error
+        if isinstance(value, GeneratorType):
+            raise TaskFailed(task, plan.key, TypeError(_GENERATOR_RESULT))
+        if type(value).__module__.startswith("partd"):  # a disk shuffle's directory: the job's now
+            for path in shuffles.claim_directories(value):
+                self.metadata.append(self.keys.records, records.encode(records.ScratchRecord(path)))
         self.metrics.tasks_run += 1
         self.timeline.computed(task)
         for index in plan.inputs:

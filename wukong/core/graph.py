@@ -185,6 +185,15 @@ def build_task_graph(dsk: Any, keys: Any) -> TaskGraph:
     )
 
 
+def literal_results(graph: TaskGraph) -> dict[Key, Any]:
+    """The requested keys whose tasks are plain values (no function to run), with those values."""
+    return {
+        graph.keys[task]: node.value
+        for task in graph.results
+        if isinstance(node := graph.nodes[task], DataNode)
+    }
+
+
 def pack_results(keys: Any, values: Mapping[Key, Any]) -> Any:
     """Arrange ``values`` in the nesting of ``keys``: lists of keys become tuples, as in Dask."""
     if isinstance(keys, list):

@@ -23,10 +23,11 @@ _INLINE, _STORED = 0, 1
 class ExecutorOptions(NamedTuple):
     """What every executor of a job must know, set by the client and passed on to successors.
 
-    The first four are the compute backend's capabilities (see
-    :class:`~wukong.backends.compute.base.ComputeCapabilities`); the rest come from the
-    configuration's :class:`~wukong.config.LocalitySettings` and
-    :class:`~wukong.config.MonitoringSettings`.
+    The platform's part comes from the compute backend's capabilities (see
+    :class:`~wukong.backends.compute.base.ComputeCapabilities`: payload limit, deliveries, billing,
+    pausing, bandwidth, retries, speculation, hash seed); the rest from the configuration's
+    :class:`~wukong.config.LocalitySettings`, :class:`~wukong.config.MonitoringSettings`,
+    ``scheduling`` and ``key_ttl``.
     """
 
     max_payload_bytes: int | None = None
@@ -44,6 +45,7 @@ class ExecutorOptions(NamedTuple):
     retries_crashes: bool = False
     speculative: bool = False
     key_ttl_seconds: int | None = None
+    hash_seed: str | None = None
 
 
 class Invocation(NamedTuple):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -86,6 +87,7 @@ class Job:
         self._keys_expire = math.inf  # when the first keys expire (perf_counter)
         self.locality, self.monitoring = locality, monitoring
         self.central = CentralScheduler(plan) if centralized else None
+        self.scratch: list[str] = []  # directories its tasks made for each other, removed at the end
         self.keys = JobKeys(uuid.uuid4().hex[:16])
         self.report = JobReport(
             job=self.keys.job,
@@ -134,6 +136,7 @@ class Job:
             retries_crashes=capabilities.retries_crashes,
             speculative=capabilities.speculates,
             key_ttl_seconds=self.key_ttl,
+            hash_seed=capabilities.hash_seed,
         )
         return Invocation(self.keys.job, self.stores_spec, task, page, options)
 
@@ -168,6 +171,9 @@ class Job:
                     if isinstance(record, records.ErrorRecord):
                         self.report.seconds["run"] = time.perf_counter() - started
                         raise record.to_exception(self.keys.job)
+                    if isinstance(record, records.ScratchRecord):
+                        self.scratch.append(record.path)
+                        continue
                     if isinstance(record, records.DoneRecord):
                         assert self.central is not None
                         ready += self.central.done(record.task)
@@ -253,9 +259,24 @@ class Job:
                 self._wait_for_executors()
             self._read_usage()
             self._read_metrics()
+            if failed:  # its scratch records may not have been read yet
+                self._read_scratch_records()
             self.end()
+            self._remove_scratch()
         finally:
             self.report.seconds["cleanup"] = time.perf_counter() - started
+
+    def _read_scratch_records(self) -> None:
+        for data in self.stores.metadata.pop_all(self.keys.records, timeout=0):
+            record = records.decode(data)
+            if isinstance(record, records.ScratchRecord):
+                self.scratch.append(record.path)
+
+    def _remove_scratch(self) -> None:
+        """Remove the directories tasks made for each other (disk shuffles): no executor runs now."""
+        for path in self.scratch:
+            shutil.rmtree(path, ignore_errors=True)
+        self.scratch.clear()
 
     def end(self) -> None:
         """Remove the alive mark (no executor write lands after it), then every other key."""

@@ -170,7 +170,11 @@ KINDS: tuple[KeyKind, ...] = (
         _when("stored_payloads"),
     ),
     KeyKind(
-        "records", "records", "metadata", "executors, for a result or an error", "the client, as it waits"
+        "records",
+        "records",
+        "metadata",
+        "executors, for a result, an error or a shared directory",
+        "the client, as it waits",
     ),
     KeyKind(
         "task_records",
@@ -341,7 +345,7 @@ class JobKeys:
 
     @property
     def records(self) -> str:
-        """The list executors append result and error records to; the client waits on it."""
+        """The list executors append result, error and scratch records to; the client waits on it."""
         return f"{ROOT}{self.job}/records"
 
     @property

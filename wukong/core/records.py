@@ -1,4 +1,4 @@
-"""Records executors append to a job's record list: a result is ready, or a task failed.
+"""Records executors append to a job's record list: a result is ready, a task failed, a dir to remove.
 
 A failed task's record carries its exception (pickled by cloudpickle when it can travel), the type
 name, the message, the formatted remote traceback and the executor's last log lines, so the client
@@ -98,7 +98,17 @@ class DoneRecord:
     task: int
 
 
-Record = ResultRecord | ErrorRecord | DoneRecord
+@dataclass(frozen=True, slots=True)
+class ScratchRecord:
+    """A task made directory ``path`` for other tasks to share (a disk shuffle's partd directory).
+
+    The job removes it when it ends (see :mod:`wukong.core.shuffles`).
+    """
+
+    path: str
+
+
+Record = ResultRecord | ErrorRecord | DoneRecord | ScratchRecord
 
 
 def encode(record: Record) -> bytes:

@@ -38,6 +38,7 @@ import json
 import multiprocessing
 import os
 import queue
+import sys
 import threading
 import time
 import traceback
@@ -49,6 +50,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from wukong.backends.compute.aws_lambda.events import ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT
+from wukong.backends.compute.environment import environment
 
 ACCOUNT = "123456789012"
 HANDLER = "wukong.backends.compute.aws_lambda.handler.handler"
@@ -81,7 +83,7 @@ class FunctionSpec:
         return {
             "FunctionName": self.name,
             "FunctionArn": self.arn,
-            "Runtime": "python3.12",
+            "Runtime": f"python{sys.version_info.major}.{sys.version_info.minor}",  # it runs this Python
             "Role": f"arn:aws:iam::{ACCOUNT}:role/wukong-executor",
             "Handler": self.handler,
             "Timeout": self.timeout,
@@ -108,9 +110,8 @@ class _LambdaContext:
         return max(0, int((self._deadline - time.time()) * 1000))
 
 
-def _worker_main(connection: Any, spec: FunctionSpec, environment: dict[str, str]) -> None:
+def _worker_main(connection: Any, spec: FunctionSpec) -> None:
     """A warm container: import the handler once, then run one event at a time."""
-    os.environ.update(environment)
     module, _, name = spec.handler.rpartition(".")
     handler = getattr(importlib.import_module(module), name)
     while True:
@@ -143,10 +144,9 @@ class _Worker:
     def _start(self) -> None:
         context = multiprocessing.get_context("spawn")
         ours, theirs = context.Pipe()
-        self.process = context.Process(
-            target=_worker_main, args=(theirs, self.spec, self.environment), daemon=True
-        )
-        self.process.start()
+        self.process = context.Process(target=_worker_main, args=(theirs, self.spec), daemon=True)
+        with environment(self.environment):  # as Lambda starts a runtime: with the function's variables
+            self.process.start()
         theirs.close()
         self.connection = ours
 

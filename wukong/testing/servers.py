@@ -3,31 +3,44 @@
 Each is a process run by mirakuru (from the ``test`` extra), which waits until the port accepts
 connections: redis-server and memcached from Debian's packages (``apt-get install redis-server
 memcached``), a Redis Cluster of redis-servers, moto's server (a real HTTP endpoint for S3, and for
-Lambda's and IAM's control plane), and wukong's local Lambda Invoke API server.
+Lambda's and IAM's control plane), wukong's local Lambda Invoke API server, and ministack (an
+independent AWS emulator whose Lambda runs deployed packages, with IAM enforced).
 Plugin authors can start the same servers for their own conformance runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import boto3
 import redis
 from mirakuru import TCPExecutor
 
+from wukong.backends.compute.environment import (
+    STAMP_VARIABLE,
+    encode_stamp,
+    executor_environment,
+    version_stamp,
+)
+
+# ``test`` is the key ministack takes for its account's root (moto takes any).
 FAKE_AWS_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "wukong-test",
-    "AWS_SECRET_ACCESS_KEY": "wukong-test",
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 
@@ -78,7 +91,7 @@ class Server:
     """A running server: its address, and the process to stop or restart it (to test failures)."""
 
     url: str
-    process: TCPExecutor
+    process: TCPExecutor | subprocess.Popen
 
 
 @contextmanager
@@ -174,9 +187,100 @@ def lambda_server(*options: str) -> Iterator[Server]:
     """
     os.environ.update(FAKE_AWS_CREDENTIALS)
     port = free_port()
-    command = [sys.executable, "-m", "wukong.testing.lambda_server", "--port", str(port), *options]
+    # The function's environment as `wukong lambda deploy` sets it: the executors' hash seed, and
+    # the versions it was built with (this environment's, which its workers run).
+    deployed = {**executor_environment(), STAMP_VARIABLE: encode_stamp(version_stamp())}
+    variables = [f"--env={name}={value}" for name, value in deployed.items()]
+    command = [sys.executable, "-m", "wukong.testing.lambda_server", "--port", str(port), *variables]
+    command += options
     process = _start(command, port)
     try:
         yield Server(f"http://127.0.0.1:{port}", process)
     finally:
         process.stop()
+
+
+MINISTACK_VERSION = "1.5.33"
+# AWS's Python runtimes come with boto3; ministack runs handlers with its own interpreter, which has
+# only the botocore it pins, so its environment gets the boto3 of that botocore.
+MINISTACK_BOTO3 = "boto3==1.43.106"
+
+
+def ministack_environment() -> Path:
+    """A virtual environment with ministack (pinned) and boto3 and nothing of wukong's; made once.
+
+    It lives in ``$WUKONG_MINISTACK_HOME`` (default ``~/.cache/wukong/ministack-<version>``). It holds
+    neither wukong nor its dependencies, so a function deployed there runs only what its package
+    carries, as on AWS.
+    """
+    default = Path.home() / ".cache" / "wukong" / f"ministack-{MINISTACK_VERSION}"
+    home = Path(os.environ.get("WUKONG_MINISTACK_HOME", default))
+    if not (home / "bin" / "ministack").exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(home)], check=True)
+        install = [str(home / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+        subprocess.run([*install, f"ministack=={MINISTACK_VERSION}", MINISTACK_BOTO3], check=True)
+    return home
+
+
+@contextmanager
+def ministack_server(concurrency: int = 4) -> Iterator[Server]:
+    """ministack, an independent AWS emulator, on a free loopback port with IAM enforced.
+
+    Its Lambda runs handlers in processes of its own environment (see :func:`ministack_environment`),
+    at most ``concurrency`` at once (by default its cap grows with this machine's memory). It starts
+    with a clean environment (functions inherit the server's), and stops by its process group,
+    functions included. Requests signed with the key ``test`` act as the account's root.
+    """
+    os.environ.update(FAKE_AWS_CREDENTIALS)  # the key "test": this process acts as the account's root
+    home = ministack_environment()
+    port = free_port()
+    scratch = tempfile.mkdtemp(prefix="wukong-test-ministack-")
+    environment = {
+        "PATH": f"{home / 'bin'}:/usr/bin:/bin",
+        "HOME": scratch,
+        "TMPDIR": scratch,
+        "GATEWAY_PORT": str(port),
+        "BIND_HOST": "127.0.0.1",
+        "AUTH": "true",
+        "SERVICES": "lambda,iam,sts,s3,logs",
+        "LAMBDA_ACCOUNT_CONCURRENCY": str(concurrency),
+        # AWS keeps retrying an asynchronous event that was throttled, for up to six hours; ministack
+        # retries it as it retries a failed one (MaximumRetryAttempts), so retries come soon.
+        "LAMBDA_ASYNC_RETRY_BASE_SECONDS": "0.5",
+        "LAMBDA_ASYNC_RETRY_MAX_SECONDS": "2",
+    }
+    log = open(Path(scratch) / "server.log", "wb")  # noqa: SIM115 (closed below, with the server)
+    process = subprocess.Popen(
+        [str(home / "bin" / "ministack")], env=environment, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, process)
+        yield Server(url, process)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # function processes that outlived the server
+        log.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _wait_healthy(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"ministack exited at start with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_ministack/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"ministack did not answer at {url} within {timeout:.0f} s")

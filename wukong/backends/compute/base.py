@@ -82,6 +82,8 @@ class ComputeCapabilities:
     storage_bytes_per_second: float | None = None
     retries_crashes: bool = False
     speculates: bool = False
+    shares_filesystem: bool = True
+    hash_seed: str | None = None
 
 
 @dataclass(frozen=True)

@@ -18,15 +18,16 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from wukong.backends.compute.base import (
     ComputeBackend,
     ComputeCapabilities,
     InvocationHandler,
 )
+from wukong.backends.compute.environment import executor_environment, hash_seed
 from wukong.backends.compute.process_pool import MAX_NESTED, ProcessPool, Speculation
 from wukong.backends.options import BackendOptions
 from wukong.errors import ComputeError
@@ -52,6 +53,11 @@ class LocalOptions(BackendOptions):
             of the two to end wins; the other is stopped. Needs a metadata store with
             conditional increments (redis, embedded).
         speculate_min_seconds: never back up an invocation younger than this.
+        share_nothing: give every worker process a temp dir and home of its own, made when it
+            starts and removed with the pool, as each Lambda container has (processes only). The
+            pool then says its executors share no filesystem, so Dask's shuffles run as tasks,
+            as they must on Lambda. The dirs are apart by name only: a path handed from one
+            executor to another still opens on this machine.
 
     """
 
@@ -62,6 +68,13 @@ class LocalOptions(BackendOptions):
     max_attempts: int = Field(default=3, ge=1)
     speculate_after: float | None = Field(default=None, gt=1)
     speculate_min_seconds: float = Field(default=1.0, ge=0)
+    share_nothing: bool = False
+
+    @model_validator(mode="after")
+    def _processes_for_share_nothing(self) -> Self:
+        if self.share_nothing and self.mode == "threads":
+            raise ValueError("share_nothing needs mode='processes': threads share the client's files")
+        return self
 
 
 class _QueueContext:
@@ -132,11 +145,15 @@ class LocalCompute(ComputeBackend):
     def __init__(self, **options: Any):
         super().__init__(**options)
         threads = self.options.mode == "threads"
+        # Forked workers inherit the client's hash salt; spawned ones get the seed at start.
+        own_seed = not threads and self.options.start_method != "fork"
         self.capabilities = ComputeCapabilities(
             runs_in_client_process=threads,
             can_pause=True,
             retries_crashes=not threads,
             speculates=not threads and self.options.speculate_after is not None,
+            shares_filesystem=not self.options.share_nothing,
+            hash_seed=hash_seed() if own_seed else None,
         )
         self._threads: list[threading.Thread] = []
         self._invocations: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -144,7 +161,8 @@ class LocalCompute(ComputeBackend):
 
     def describe(self) -> str:
         """Say how many workers of which kind."""
-        return f"local pool of {self.options.workers} {self.options.mode}"
+        alone = " sharing nothing" if self.options.share_nothing else ""
+        return f"local pool of {self.options.workers} {self.options.mode}{alone}"
 
     def start(self, handler: InvocationHandler) -> None:
         """Start the workers (once; later calls do nothing)."""
@@ -164,6 +182,8 @@ class LocalCompute(ComputeBackend):
                     if options.speculate_after is None
                     else Speculation(options.speculate_after, options.speculate_min_seconds)
                 ),
+                environment=executor_environment() if self.capabilities.hash_seed else None,
+                share_nothing=options.share_nothing,
             )
             self._pool.start()
             return

@@ -35,17 +35,21 @@ import multiprocessing
 import multiprocessing.util
 import os
 import selectors
+import shutil
 import signal
 import socket
 import statistics
+import tempfile
 import threading
 import time
+import weakref
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from wukong.backends.compute.base import InvocationHandler
+from wukong.backends.compute.environment import environment
 from wukong.core import logs
 from wukong.errors import ComputeError
 
@@ -183,20 +187,40 @@ class PipeContext:
                 finished[0] = 0
 
 
+def _move_in(private_root: str) -> None:
+    """Give this process a temp dir and home of its own, as a Lambda container has."""
+    home = tempfile.mkdtemp(prefix=f"worker-{os.getpid()}-", dir=private_root)
+    temporary = os.path.join(home, "tmp")
+    os.mkdir(temporary)
+    for variable in ("TMPDIR", "TEMP", "TMP"):
+        os.environ[variable] = temporary
+    os.environ["HOME"] = home
+    tempfile.tempdir = temporary  # a forked worker inherits the client's choice, made before
+
+
 def worker_main(
     connection: Any,
     shared: tuple[Any, Any],
     handler: InvocationHandler,
     blas_threads: int | None,
     report_starts: bool,
+    private_root: str | None = None,
 ) -> None:
     """The body of a worker process."""
     logs.configure_worker()
     if blas_threads is not None:
         for variable in _BLAS_THREAD_VARIABLES:
             os.environ[variable] = str(blas_threads)
+    if private_root is not None:
+        _move_in(private_root)
     with contextlib.suppress(EOFError, OSError):  # the client went away: nothing left to run for
         PipeContext(connection, *shared, handler, report_starts).serve()
+
+
+def _abandon(abandoned: threading.Event, private_root: str) -> None:
+    """At the exit of a client that never closed its pool: respawn no worker, remove their dirs."""
+    abandoned.set()
+    shutil.rmtree(private_root, ignore_errors=True)
 
 
 def _close_connection(connection: Any) -> None:
@@ -247,8 +271,14 @@ class ProcessPool:
         max_attempts: int,
         description: str,
         speculation: Speculation | None = None,
+        environment: dict[str, str] | None = None,
+        share_nothing: bool = False,
     ):
         self._handler, self._size, self._blas_threads = handler, workers, blas_threads
+        self._environment = environment or {}
+        self._share_nothing = share_nothing
+        self._private_root: str | None = None
+        self._abandoned = threading.Event()  # the client's process exits without closing the pool
         self._speculation = speculation
         self._started_at: dict[int, float] = {}
         self._run_seconds: deque[float] = deque(maxlen=200)
@@ -274,6 +304,10 @@ class ProcessPool:
 
     def start(self) -> None:
         """Start the workers and the dispatcher."""
+        if self._share_nothing:
+            self._private_root = tempfile.mkdtemp(prefix="wukong-pool-")
+            # Removed at close, or at exit for a pool nobody closed.
+            weakref.finalize(self, _abandon, self._abandoned, self._private_root)
         self._workers = [self._spawn(number) for number in range(self._size)]
         self._thread.start()
 
@@ -310,6 +344,8 @@ class ProcessPool:
                 worker.process.join(timeout=5)
             worker.connection.close()
         self._workers = []
+        if self._private_root is not None:
+            shutil.rmtree(self._private_root, ignore_errors=True)
         self._selector.close()
         self._wake_reader.close()
         self._wake_writer.close()
@@ -329,11 +365,19 @@ class ProcessPool:
         report_starts = self._speculation is not None
         process = self._context.Process(
             target=worker_main,
-            args=(theirs, (started, finished), self._handler, self._blas_threads, report_starts),
+            args=(
+                theirs,
+                (started, finished),
+                self._handler,
+                self._blas_threads,
+                report_starts,
+                self._private_root,
+            ),
             name=f"wukong-executor-{number}",
             daemon=True,
         )
-        process.start()
+        with environment(self._environment):
+            process.start()
         theirs.close()
         worker = _Worker(process, ours, started, finished)
         self._selector.register(ours, selectors.EVENT_READ, worker)
@@ -515,6 +559,8 @@ class ProcessPool:
                 f"{self._description}: worker processes die as they start (the last with exit "
                 f"code {code}); see the log above for why"
             )
+        if self._abandoned.is_set():
+            return  # the client's process is exiting: its workers die with it
         index = self._workers.index(dead)
         self._workers[index] = self._spawn(index)
         self.restarts += 1

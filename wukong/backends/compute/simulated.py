@@ -131,6 +131,8 @@ class SimulatedLambda(ComputeBackend):
             storage_bytes_per_second=(
                 None if model.bandwidth_mb_per_second is None else model.bandwidth_mb_per_second * 1e6
             ),
+            # Lambda's containers share no files; its model runs Dask's shuffles as Lambda would.
+            shares_filesystem=False,
         )
         self.stats = SimulationStats()
         self._random = random.Random(model.seed)

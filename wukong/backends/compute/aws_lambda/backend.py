@@ -18,8 +18,15 @@ from pydantic import Field
 
 from wukong.backends.compute.aws_lambda.invoker import Invoker, InvokerSettings
 from wukong.backends.compute.base import ComputeBackend, ComputeCapabilities, InvocationHandler, Usage
+from wukong.backends.compute.environment import (
+    HASH_SEED_VARIABLE,
+    STAMP_VARIABLE,
+    hash_seed,
+    stamp_differences,
+    version_stamp,
+)
 from wukong.backends.options import BackendOptions
-from wukong.errors import ComputeError
+from wukong.errors import ComputeError, ConfigError
 
 # US East (N. Virginia) list prices, November 2026.
 PRICE_PER_REQUEST_USD = 0.20 / 1_000_000
@@ -101,6 +108,11 @@ class LambdaCompute(ComputeBackend):
         except (ClientError, BotoCoreError) as error:
             invoker.close()
             raise invoker.error(error) from error
+        try:
+            self._check_deployment(invoker)
+        except ConfigError:
+            invoker.close()
+            raise
         timeout = self.configuration["Timeout"]
         lost_after = options.lost_after_seconds
         if lost_after is None:
@@ -112,8 +124,39 @@ class LambdaCompute(ComputeBackend):
             bills_duration=True,
             lost_after_seconds=lost_after,
             retries_crashes=True,
+            shares_filesystem=False,
+            hash_seed=hash_seed(),
         )
         self._invoker = invoker
+
+    def _check_deployment(self, invoker: Invoker) -> None:
+        """Refuse a function that would run this client's tasks wrongly, or not to the end."""
+        variables = self.configuration.get("Environment", {}).get("Variables", {})
+        command = f"wukong lambda deploy --function {self.options.function}"
+        redeploy = f"deploy it again from this environment: `{command}`"
+        differences = stamp_differences(variables.get(STAMP_VARIABLE), version_stamp())
+        if differences:
+            raise ConfigError(
+                f"{self.describe()} does not match this client: {'; '.join(differences)}. Tasks "
+                f"pickled here may fail or differ there; {redeploy}"
+            )
+        seed, deployed = hash_seed(), variables.get(HASH_SEED_VARIABLE)
+        if deployed != seed:
+            has = "has no PYTHONHASHSEED" if deployed is None else f"has PYTHONHASHSEED={deployed}"
+            raise ConfigError(
+                f"{self.describe()} {has}, but this client's executors must hash with "
+                f"PYTHONHASHSEED={seed} (dask.bag groupby partitions by hash); {redeploy}"
+            )
+        try:
+            loop = invoker.client.get_function_recursion_config(FunctionName=self.options.function)
+        except (ClientError, BotoCoreError):
+            return  # an endpoint without the API (an older emulator) has no loop detection to fear
+        if loop.get("RecursiveLoop", "Allow") != "Allow":
+            raise ConfigError(
+                f"{self.describe()} stops recursive loops (RecursiveLoop={loop['RecursiveLoop']}), "
+                "and wukong's executors invoke their own function: a chain longer than 16 hops "
+                f"would be dropped silently; set RecursiveLoop=Allow, or {redeploy}"
+            )
 
     def _retries(self, invoker: Invoker) -> int:
         try:

@@ -154,6 +154,19 @@ class Invoker:
                     f"{where} refused an invocation as too large ({message}); set "
                     "max_request_bytes to the limit the endpoint enforces"
                 )
+            if code == "AccessDeniedException" and "lambda:InvokeFunction" in message:
+                return ComputeError(
+                    f"{where}: its executors may not invoke it ({message}); executors invoke their own "
+                    "function to fan out, so its role needs lambda:InvokeFunction on the function's "
+                    "ARN: run `wukong lambda deploy` again, which adds that policy"
+                )
+            if code == "RecursiveInvocationException":
+                return ComputeError(
+                    f"{where}: Lambda stopped a chain of invocations as a recursive loop ({message}); "
+                    "wukong's executors invoke their own function by design, so set the function's "
+                    "recursive loop detection to Allow: `wukong lambda deploy` does "
+                    "(PutFunctionRecursionConfig RecursiveLoop=Allow)"
+                )
             if code == _THROTTLED:
                 return ComputeError(
                     f"{where} kept throttling invokes for {self.settings.throttle_timeout:.0f} s "
