@@ -12,6 +12,8 @@ throttling) is tested against the local Invoke API server in test_lambda.py.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import operator
 import time
@@ -54,9 +56,6 @@ def deployed(emulator: str) -> dict:
 
 
 def _deploy(emulator: str, *more: str) -> str:
-    import contextlib
-    import io
-
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         status = main([

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dask
 import dask.bag as db
+import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pytest
@@ -25,8 +26,6 @@ from wukong.backends.compute.local import LocalCompute
 from wukong.errors import ConfigError, GraphError
 
 from .conftest import session_client
-
-dd = pytest.importorskip("dask.dataframe")  # dask[dataframe] is a test dependency: never skipped
 
 SHARED = "processes-embedded"
 APART = ["share-nothing-embedded", "lambda-s3+redis", "simulated-lambda-redis"]

@@ -66,6 +66,9 @@ class LambdaOptions(BackendOptions):
     lost_after_seconds: float | None = Field(default=None, gt=0)
 
 
+_NO_RECURSION_API = ("404", "NotImplemented", "UnknownOperationException", "ResourceNotFoundException")
+
+
 class LambdaCompute(ComputeBackend):
     """Executors as asynchronous invocations of one AWS Lambda function."""
 
@@ -149,8 +152,14 @@ class LambdaCompute(ComputeBackend):
             )
         try:
             loop = invoker.client.get_function_recursion_config(FunctionName=self.options.function)
-        except (ClientError, BotoCoreError):
-            return  # an endpoint without the API (an older emulator) has no loop detection to fear
+        except ClientError as error:
+            # The function was just found, so "not found" here means the endpoint lacks the API
+            # (an emulator), and with it any loop detection to fear.
+            if error.response.get("Error", {}).get("Code") in _NO_RECURSION_API:
+                return
+            raise invoker.error(error) from error
+        except BotoCoreError as error:
+            raise invoker.error(error) from error
         if loop.get("RecursiveLoop", "Allow") != "Allow":
             raise ConfigError(
                 f"{self.describe()} stops recursive loops (RecursiveLoop={loop['RecursiveLoop']}), "
