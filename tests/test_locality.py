@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+import threading
 import time
 
 import dask
@@ -20,17 +21,30 @@ def scaled_sum(array, factor):
     return float(array.sum() * factor)
 
 
-def slow_value(seconds):
+BIG_MADE = threading.Event()  # shared by executors in one process (the threads mode)
+
+
+def big_array(size, signal=False):
+    if signal:
+        BIG_MADE.set()
+    return np.ones(size)
+
+
+def slow_value(seconds, after_big=False):
+    if after_big:
+        # Start the sleep only once the big array exists, so its executor's wait overlaps it
+        # however late a busy machine schedules that executor.
+        BIG_MADE.wait(timeout=30)
     time.sleep(seconds)
     return 2
 
 
-def fan_in_graph(slow_seconds=0.0):
+def fan_in_graph(slow_seconds=0.0, after_big=False):
     """A big output needed by two dependents, each with one small input from another executor."""
     return {
-        "big": (np.ones, BIG),
+        "big": (big_array, BIG, after_big),
         "small-1": (operator.add, 1, 1),
-        "small-2": (slow_value, slow_seconds),
+        "small-2": (slow_value, slow_seconds, after_big),
         "d": (scaled_sum, "big", "small-1"),
         "e": (scaled_sum, "big", "small-2"),
     }
@@ -84,8 +98,9 @@ def test_delayed_io_gives_up_on_time_and_writes_first(redis_url):
     # Three workers take the three leaves at once, so the slow one runs beside the big one's wait
     # (with fewer, the waiting worker may run the slow leaf itself, and never time out).
     settings = {"compute_options": {"mode": "threads", "workers": 3}, "locality": {"delayed_io_seconds": 0.2}}
+    BIG_MADE.clear()
     with wukong.Client(storage=redis_url, **settings) as client:
-        graph = fan_in_graph(slow_seconds=2.0)
+        graph = fan_in_graph(slow_seconds=2.0, after_big=True)
         assert client.get(graph, ["d", "e"]) == dask.get(graph, ["d", "e"])
         metrics = client.last_job.metrics.totals
     assert metrics.delayed_io_timeouts == 1
