@@ -238,7 +238,10 @@ def session_client(
     """The session's client for pairing ``name``; the stores must be empty after the test."""
     if name not in clients:
         compute, storage = {**PAIRINGS, **OTHER_PAIRINGS}[name]
-        clients[name] = wukong.Client(**compute(request), **storage(request), timeout=120)
+        # Not Dask's default: a test's plain compute must stay Dask's own, to compare with.
+        clients[name] = wukong.Client(
+            **compute(request), **storage(request), timeout=120, set_as_default=False
+        )
     client = clients[name]
     yield client
     client.settle()

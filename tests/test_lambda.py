@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import operator
 import os
+import subprocess
+import sys
 import tempfile
 import urllib.request
 from collections import Counter
@@ -206,3 +208,15 @@ def test_lambdas_retry_of_a_crashed_executor_finishes_the_job_exactly(redis_url,
     with open(log_path) as log:
         runs = Counter(line.strip() for line in log)
     assert len(runs) == 6 and set(runs.values()) == {1}, runs
+
+
+def test_the_function_handler_loads_no_client_code():
+    # Every cold start imports the handler; the client and its settings models are not its business.
+    script = (
+        "import sys, wukong.backends.compute.aws_lambda.handler\n"
+        "print(sorted(m for m in ('wukong.config', 'wukong.core.client', 'pydantic_settings', 'tqdm')"
+        " if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"
+    assert wukong.Client.__module__ == "wukong.core.client"  # still there for the client, on first use

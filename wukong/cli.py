@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -148,8 +150,9 @@ def _lambda_deploy(args: argparse.Namespace) -> int:
         deploy,
         unzipped_bytes,
     )
-    from wukong.backends.compute.aws_lambda.invoker import InvokerSettings
 
+    if args.image is not None:
+        return _lambda_deploy_image(args)
     with tempfile.TemporaryDirectory(prefix="wukong-lambda-") as directory:
         package = args.package
         if package is None:
@@ -163,27 +166,80 @@ def _lambda_deploy(args: argparse.Namespace) -> int:
                 dependencies=not args.no_dependencies,
                 extra_requirements=args.requirement,
             )
-        configuration = deploy(
-            args.function,
-            Path(package),
-            memory_mb=args.memory,
-            timeout=args.timeout,
-            role=args.role,
-            runtime=args.runtime,
-            architecture=args.architecture,
-            environment=dict(pair.split("=", 1) for pair in args.env),
-            invoker=InvokerSettings(invokers=args.invokers),
-            bucket=args.bucket,
-            region_name=args.region,
-            endpoint_url=args.endpoint_url,
-        )
+        configuration = deploy(args.function, Path(package), **_deploy_settings(args))
         size, unzipped = Path(package).stat().st_size, unzipped_bytes(Path(package))
+    _print_deployed(
+        configuration,
+        f"{configuration['Runtime']}, package {size / 2**20:.1f} MB ({unzipped / 2**20:.1f} MB unzipped)",
+    )
+    return 0
+
+
+def _deploy_settings(args: argparse.Namespace) -> dict[str, Any]:
+    from wukong.backends.compute.aws_lambda.invoker import InvokerSettings
+
+    return {
+        "memory_mb": args.memory,
+        "timeout": args.timeout,
+        "role": args.role,
+        "runtime": args.runtime,
+        "architecture": args.architecture,
+        "environment": dict(pair.split("=", 1) for pair in args.env),
+        "invoker": InvokerSettings(invokers=args.invokers),
+        "bucket": args.bucket,
+        "region_name": args.region,
+        "endpoint_url": args.endpoint_url,
+    }
+
+
+def _print_deployed(configuration: dict[str, Any], package: str) -> None:
     print(
         f"deployed {configuration['FunctionArn']}: {configuration['MemorySize']} MB, "
-        f"{configuration['Timeout']} s, {configuration['Runtime']}, package {size / 2**20:.1f} MB "
-        f"({unzipped / 2**20:.1f} MB unzipped); role {configuration['Role']} may invoke the function; "
-        f"recursive loops: {configuration['RecursiveLoop']}"
+        f"{configuration['Timeout']} s, {package}; role {configuration['Role']} may invoke the "
+        f"function; recursive loops: {configuration['RecursiveLoop']}"
     )
+
+
+def _lambda_deploy_image(args: argparse.Namespace) -> int:
+    """Write the image's build context, build and push it with docker, and deploy the image."""
+    import shlex
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from wukong.backends.compute.aws_lambda.deploy import client_runtime, deploy
+    from wukong.backends.compute.aws_lambda.image import docker_commands, write_image_context
+
+    runtime = args.runtime = args.runtime or client_runtime()
+    stamp = None  # --skip-build: the pushed image is taken to match this client
+    if not args.skip_build:
+        context = Path(args.build_context or tempfile.mkdtemp(prefix="wukong-image-"))
+        print(f"writing the image's build context for {runtime} on {args.architecture} to {context}...")
+        stamp = write_image_context(
+            context,
+            python_version=runtime.removeprefix("python"),
+            architecture=args.architecture,
+            extra_requirements=args.requirement,
+        )
+        commands = docker_commands(context, args.image, args.architecture)
+        for command in commands:
+            print("$", shlex.join(command))
+            try:
+                subprocess.run(command, check=True)
+            except (OSError, subprocess.CalledProcessError) as error:
+                steps = "\n".join(f"  {shlex.join(step)}" for step in commands)
+                print(
+                    f"error: docker could not build and push the image ({error}). The build context is "
+                    f"kept in {context}. Where docker runs and is logged in to the image's ECR "
+                    f"registry, run:\n{steps}\nthen deploy the pushed image: the same command with "
+                    "--skip-build.",
+                    file=sys.stderr,
+                )
+                return 1
+        if args.build_context is None:
+            shutil.rmtree(context, ignore_errors=True)
+    configuration = deploy(args.function, image_uri=args.image, stamp=stamp, **_deploy_settings(args))
+    _print_deployed(configuration, f"image {args.image}")
     return 0
 
 
@@ -213,6 +269,14 @@ def _add_lambda_commands(commands: argparse._SubParsersAction) -> None:
     deploy.add_argument("--package", help="deploy this zip instead of building one")
     deploy.add_argument("--requirement", action="append", default=[], help="one more pip requirement")
     deploy.add_argument("--no-dependencies", action="store_true", help="pack wukong's code alone")
+    deploy.add_argument(
+        "--image",
+        metavar="URI",
+        help="deploy a container image instead of a zip (for dependencies over 250 MB): write its "
+        "build context, build and push it to this ECR URI with docker, then create the function from it",
+    )
+    deploy.add_argument("--build-context", metavar="DIR", help="where to write the image's build context")
+    deploy.add_argument("--skip-build", action="store_true", help="the image is already pushed: deploy it")
     deploy.set_defaults(run=_lambda_deploy)
     serve = actions.add_parser(
         "serve",

@@ -13,6 +13,18 @@ from collections.abc import Hashable
 class WukongError(Exception):
     """Base class of every error wukong raises itself."""
 
+    def __reduce__(self) -> tuple:
+        # Executors send a task's exception to the client pickled, and subclasses take other
+        # arguments than their message: rebuild the error as it was, without calling __init__.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[WukongError], args: tuple, state: dict) -> WukongError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class ConfigError(WukongError, ValueError):
     """The configuration names an unknown backend, or a backend option is invalid."""
@@ -23,12 +35,14 @@ class GraphError(WukongError, ValueError):
 
     Attributes:
         keys: the task keys involved (the cycle, or the tasks with a missing dependency).
+        missing: the keys that no task produces (a missing dependency, or a requested key).
 
     """
 
-    def __init__(self, message: str, keys: list[Hashable]):
+    def __init__(self, message: str, keys: list[Hashable], missing: list[Hashable] | None = None):
         super().__init__(message)
         self.keys = keys
+        self.missing = missing or []
 
 
 class MissingKeyError(GraphError, KeyError):

@@ -70,12 +70,12 @@ def run(
         with started(name, workers, redis_url) as engine:
             for workload in chosen:
                 built = workload.build()
-                compute(built, engine.get)  # warm-up
+                compute(built, engine.get, engine.persisted)  # warm-up
                 engine.settle()
                 runs = []
                 for _ in range(repeat):
                     begun = time.perf_counter()
-                    result = compute(built, engine.get)
+                    result = compute(built, engine.get, engine.persisted)
                     runs.append(time.perf_counter() - begun)
                     engine.settle()
                     if not same_result(result, expected[workload.name]):

@@ -36,11 +36,22 @@ ENGINES = (
 
 @dataclass
 class Engine:
-    """A started engine: ``get`` computes, ``settle`` runs after each computation."""
+    """A started engine: ``get`` computes, ``persist`` persists one collection, ``settle`` runs after each.
+
+    Dask's local engines persist into the client's memory (``persist=None``: ``dask.persist`` with
+    ``get``); wukong persists into its store, dask.distributed into its workers' memory.
+    """
 
     name: str
     get: Callable[..., Any]
     settle: Callable[[], None] = lambda: None
+    persist: Callable[[Any], Any] | None = None
+
+    def persisted(self, collection: Any) -> Any:
+        """``collection`` persisted the engine's way."""
+        if self.persist is not None:
+            return self.persist(collection)
+        return dask.persist(collection, scheduler=self.get)[0]
 
     @property
     def is_wukong(self) -> bool:
@@ -54,7 +65,7 @@ def started(name: str, workers: int, redis_url: str | None = None) -> Iterator[E
     with ExitStack() as stack:
         if name == "wukong embedded":
             client = stack.enter_context(wukong.Client(compute_options={"workers": workers}))
-            yield Engine(name, client.get)
+            yield Engine(name, client.get, persist=client.persist)
         elif name == "wukong redis":
             if redis_url is None:
                 from wukong.testing.servers import redis_server
@@ -63,12 +74,12 @@ def started(name: str, workers: int, redis_url: str | None = None) -> Iterator[E
             client = stack.enter_context(
                 wukong.Client(storage=redis_url, compute_options={"workers": workers})
             )
-            yield Engine(name, client.get)
+            yield Engine(name, client.get, persist=client.persist)
         elif name == "wukong ideal (threads)":
             client = stack.enter_context(
                 wukong.Client(storage="ideal", compute_options={"mode": "threads", "workers": workers})
             )
-            yield Engine(name, client.get)
+            yield Engine(name, client.get, persist=client.persist)
         elif name == "dask sync":
             yield Engine(name, dask.get)
         elif name == "dask threads":
@@ -98,7 +109,7 @@ def _distributed(workers: int) -> Iterator[Engine]:
             while client.run_on_scheduler(_tasks_held):
                 time.sleep(0.01)
 
-        yield Engine("dask.distributed", client.get, settle)
+        yield Engine("dask.distributed", client.get, settle, persist=client.persist)
 
 
 def _tasks_held(dask_scheduler: Any) -> int:

@@ -35,11 +35,34 @@ class GraphKeys:
         self.graph, self.keys = graph, keys
 
 
-def compute(built: tuple[Any, ...], get: Callable[..., Any]) -> Any:
-    """Compute a workload's objects with the scheduler function ``get``."""
+class Reductions:
+    """An array and reductions of it: computed each from scratch, or after persisting the array once."""
+
+    def __init__(self, array: Any, reductions: tuple[Callable[[Any], Any], ...], persisted: bool):
+        self.array, self.reductions, self.persisted = array, reductions, persisted
+
+
+def compute(
+    built: tuple[Any, ...], get: Callable[..., Any], persist: Callable[[Any], Any] | None = None
+) -> Any:
+    """Compute a workload's objects with the scheduler function ``get`` (and ``persist``, if it persists)."""
     if len(built) == 1 and isinstance(built[0], GraphKeys):
         return get(built[0].graph, built[0].keys)
+    if len(built) == 1 and isinstance(built[0], Reductions):
+        work = built[0]
+        if work.persisted and persist is not None:
+            kept = persist(work.array)
+            return tuple(dask.compute(reduce(kept), scheduler=get)[0] for reduce in work.reductions)
+        return tuple(dask.compute(reduce(work.array), scheduler=get)[0] for reduce in work.reductions)
     return dask.compute(*built, scheduler=get)
+
+
+def persisted_reductions(n: int, chunk: int, persisted: bool) -> tuple[Any, ...]:
+    """Three reductions of an ``n`` x ``n`` array made by elementwise work on random chunks."""
+    x = da.random.RandomState(6).random_sample((n, n), chunks=(chunk, chunk))
+    array = da.sin(x) ** 2 + da.cos(x * 3) * da.exp(-x)
+    reductions = (lambda a: a.sum(), lambda a: a.mean(axis=0), lambda a: a.std(axis=1))
+    return (Reductions(array, reductions, persisted),)
 
 
 def gemm(n: int, chunk: int) -> tuple[Any, ...]:
@@ -167,6 +190,7 @@ def workloads(quick: bool, delays_ms: tuple[float, ...] = (0, 10, 100)) -> list[
                 "merge of 200,000 rows with 20,000 keys in 16 partitions (tasks shuffle)",
                 lambda: dataframe_merge(200_000, 16),
             ),
+            *_persist_workloads(1200, 300),
         ]
     else:
         found += [
@@ -194,8 +218,25 @@ def workloads(quick: bool, delays_ms: tuple[float, ...] = (0, 10, 100)) -> list[
                 "merge of 4,000,000 rows with 400,000 keys in 16 partitions (tasks shuffle)",
                 lambda: dataframe_merge(4_000_000, 16),
             ),
+            *_persist_workloads(8000, 1000),
         ]
     return found
+
+
+def _persist_workloads(n: int, chunk: int) -> list[Workload]:
+    shape = f"{n:,}x{n:,} in {chunk:,}x{chunk:,}"
+    return [
+        Workload(
+            "ARRAY-PERSIST",
+            f"an array ({shape}) persisted once, then reduced three ways (sum, mean, std)",
+            lambda: persisted_reductions(n, chunk, persisted=True),
+        ),
+        Workload(
+            "ARRAY-RECOMPUTE",
+            f"the same three reductions, each computing the array ({shape}) again",
+            lambda: persisted_reductions(n, chunk, persisted=False),
+        ),
+    ]
 
 
 def same_result(left: Any, right: Any) -> bool:

@@ -1,32 +1,35 @@
 """The client: owns a compute backend and a store, and runs jobs on them.
 
-``Client.get`` follows Dask's scheduler protocol, so ``x.compute(scheduler=client.get)`` works, and
-``wukong.get`` is the same on a process-wide default client, created on first use from the
-configuration (embedded store, local process pool) and closed at exit, so that many small computes
-reuse one pool and one store.
+``Client.get`` follows Dask's scheduler protocol, so ``x.compute(scheduler=client.get)`` works (and
+``scheduler=client``), and ``wukong.get`` is the same on the default client: the newest client set
+as default (see :mod:`wukong.core.defaults`), else a process-wide client created on first use from
+the configuration (embedded store, local process pool) and closed at exit, so that many small
+computes reuse one pool and one store.
 """
 
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any, Self
 
 import dask
 
 from wukong.backends.compute.base import ComputeBackend
 from wukong.config import WukongConfig, load_config
-from wukong.core import shuffles
+from wukong.core import codec, dask_callbacks, defaults, futures, shuffles
 from wukong.core.backends import create_compute
 from wukong.core.executor import handle_invocation
 from wukong.core.graph import TaskGraph, build_task_graph, literal_results, pack_results
-from wukong.core.job import Job
+from wukong.core.job import HEARTBEAT_SECONDS, Job, alive_value
 from wukong.core.partition import partition
 from wukong.core.report import JobReport
 from wukong.core.stores import Stores, share, unshare
-from wukong.errors import ComputeError, ConfigError, GraphError, JobLostError, StorageError
+from wukong.errors import ComputeError, ConfigError, GraphError, JobLostError, MissingKeyError, StorageError
 from wukong.plugins.manager import get_plugin_manager
 
 logger = logging.getLogger("wukong.client")
@@ -44,6 +47,10 @@ class Client:
     environment, ``wukong.toml``, ``pyproject.toml`` or the defaults. The stores are checked and the
     workers started here, so a bad name, a bad option or an unreachable store fails at once.
 
+    Unless ``set_as_default=False``, the client is also Dask's scheduler while it is open: plain
+    ``x.compute()``, ``dask.compute(x)`` and ``scheduler="wukong"`` run on it (as a
+    ``distributed.Client`` does); ``x.compute(scheduler=client)`` names it outright.
+
     Attributes:
         config: the validated configuration.
         stores: the metadata and data stores (one object when one store plays both roles).
@@ -52,7 +59,17 @@ class Client:
 
     """
 
-    def __init__(self, compute: str | None = None, storage: str | None = None, **settings: Any):
+    asynchronous = False
+    """Dask asks this of any scheduler called ``...Client``; a wukong client answers synchronously."""
+
+    def __init__(
+        self,
+        compute: str | None = None,
+        storage: str | None = None,
+        *,
+        set_as_default: bool = True,
+        **settings: Any,
+    ):
         self.config: WukongConfig = load_config(compute=compute, storage=storage, **settings)
         self.last_job: JobReport | None = None
         self._lock = threading.Lock()
@@ -70,6 +87,11 @@ class Client:
             self.stores.close()
             raise
         self._stores_spec = share(self.stores)
+        self._holdings = futures.Holdings(self.stores.delete, self._read_held)
+        self._heartbeat: threading.Thread | None = None
+        self._closing = threading.Event()
+        if set_as_default:
+            defaults.set_default(self)
 
     def _start_compute(self) -> ComputeBackend:
         compute = create_compute(self.config.compute, dict(self.config.compute_options))
@@ -88,14 +110,77 @@ class Client:
         compute.start(handle_invocation)
         return compute
 
-    def get(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
-        """Compute ``keys`` of graph ``dsk`` (Dask's scheduler protocol; extra keywords are ignored)."""
+    def get(self, dsk: Any, keys: Any, callbacks: Sequence[Any] | None = None, **kwargs: Any) -> Any:
+        """Compute ``keys`` of graph ``dsk`` (Dask's scheduler protocol).
+
+        ``callbacks`` are Dask's local callbacks for this compute; without them, the active ones
+        (``with ProgressBar():``, ``Callback.register()``) hear of the job, as under Dask's own
+        schedulers (see :mod:`wukong.core.dask_callbacks`). Other keywords are ignored.
+        """
+        taken = dask_callbacks.requested(callbacks)
+        try:
+            return self._get(dsk, keys, taken)
+        finally:
+            dask_callbacks.release(taken, given=callbacks is not None)
+
+    def persist(self, *collections: Any, optimize_graph: bool = True, **kwargs: Any) -> Any:
+        """Compute collections into the store and return them rebuilt on futures of their outputs.
+
+        Later computes of the returned collections, and of anything built from them, read those
+        outputs from the store instead of computing them again (see :mod:`wukong.core.futures`).
+        Also reached by ``dask.persist(x, scheduler=client)`` and ``x.persist()`` on the default
+        client. One collection gives one collection; several (or one list) give them in order.
+        """
+        data = self.stores.data
+        if data.capabilities.evicts:
+            raise ConfigError(
+                f"cannot persist into {data.describe()}: it may evict a value before its futures "
+                "are done with it, and a later compute would find it gone; persist with a data "
+                "store that keeps values until they are removed (redis, embedded, s3 as "
+                "data_storage), or compute instead"
+            )
+        if len(collections) == 1 and isinstance(collections[0], (list, tuple)):
+            # As Dask's persist calls it: one list of collections, a list back.
+            return type(collections[0])(self._persist(collections[0], optimize_graph, kwargs))
+        persisted = self._persist(collections, optimize_graph, kwargs)
+        return persisted[0] if len(collections) == 1 else persisted
+
+    def _persist(self, collections: Sequence[Any], optimize_graph: bool, kwargs: dict[str, Any]) -> tuple:
+        hold = functools.partial(self._persist_scheduler, **kwargs)  # no __self__: Dask's own path
+        return dask.persist(*collections, scheduler=hold, optimize_graph=optimize_graph)
+
+    def _persist_scheduler(
+        self, dsk: Any, keys: Any, callbacks: Sequence[Any] | None = None, **_: Any
+    ) -> Any:
+        taken = dask_callbacks.requested(callbacks)
+        try:
+            return self._get(dsk, keys, taken, hold=True)
+        finally:
+            dask_callbacks.release(taken, given=callbacks is not None)
+
+    @property
+    def futures(self) -> dict[Any, int | None]:
+        """Every key held in the store by a live future of this client, with its stored bytes."""
+        return self._holdings.listing()
+
+    def _read_held(self, store_key: str) -> Any:
+        blob = self.stores.data.get(store_key)
+        if blob is None:
+            raise MissingKeyError(
+                f"a persisted value is gone from {self.stores.data.describe()} ({store_key}): it "
+                "expired after key_ttl or `wukong gc` removed it; persist the collection again",
+                [store_key],
+            )
+        return blob if self.stores.objects_stored_as_is else codec.loads(blob)
+
+    def _get(self, dsk: Any, keys: Any, callbacks: list[Any], hold: bool = False) -> Any:
         started = time.perf_counter()
         graph, computed = self._task_graph(dsk, keys)
         literals = literal_results(graph)
         if len(literals) == len(graph.results):  # nothing to run: the values are in the graph
             return pack_results(keys, shuffles.by_requested_key(keys, computed, literals))
         built = time.perf_counter()
+        observer = dask_callbacks.DaskCallbacks(callbacks, graph) if callbacks else None
         plan = partition(graph, self.config.page_tasks)
         partitioned = time.perf_counter()
         job = Job(
@@ -110,13 +195,16 @@ class Client:
             locality=self.config.locality,
             monitoring=self.config.monitoring,
             centralized=self.config.scheduling == "centralized",
+            callbacks=observer,
         )
         job.report.seconds.update(graph=built - started, partition=partitioned - built)
         error: BaseException | None = None
         try:
+            if observer is not None:
+                observer.start()
             job.submit()
             get_plugin_manager().hook.wukong_job_submitted(job=job.report)
-            values = job.wait()
+            values = job.wait(collect=not hold)
         except BaseException as failure:
             error = failure
             job.report.error = f"{type(failure).__name__}: {failure}"
@@ -124,8 +212,13 @@ class Client:
         finally:
             self.last_job = job.report
             if error is None:
-                self._finish(job, None)
+                # Reads the last task records, so callbacks hear of every task.
+                self._finish(job, None, hold=hold)
+                if observer is not None:
+                    observer.finish(errored=False)
             else:
+                if observer is not None:
+                    observer.finish(errored=True)
                 # The error reaches the user now; executors still running are waited for, and the
                 # job's keys removed, in the background (see settle()).
                 if isinstance(error, ComputeError):
@@ -136,30 +229,84 @@ class Client:
                 cleanup.start()
                 with self._lock:
                     self._cleanups.append(cleanup)
+        if hold:
+            values = self._hold(job, keys, computed)
         # A requested literal is the graph's own object, as under Dask's local schedulers.
         results = dict(zip((graph.keys[t] for t in graph.results), values, strict=True)) | literals
         return pack_results(keys, shuffles.by_requested_key(keys, computed, results))
 
+    def _hold(self, job: Job, keys: Any, computed: Any) -> list[futures.Future]:
+        """Futures for a persisting job's outputs, in the order of its results; keep its mark alive.
+
+        Each future stands for the key the caller asked for (a shuffle rewrite may have computed
+        it under another).
+        """
+        graph = job.graph
+        results = [graph.keys[task] for task in graph.results]
+        outputs = job.held_outputs()
+        stored = dict(zip(results, zip(outputs, self.stores.data.sizes(outputs), strict=True), strict=True))
+        computed_as = shuffles.by_requested_key(keys, computed, {key: key for key in results})
+        made = self._holdings.hold(
+            job.keys.job,
+            job.keys.alive,
+            job.submitted,
+            {asked: stored[key] for asked, key in computed_as.items()},
+        )
+        self._start_heartbeat()
+        future_of = {key: future for key, future in zip(computed_as.values(), made, strict=True)}
+        return [future_of[key] for key in results]
+
+    def _start_heartbeat(self) -> None:
+        """While futures are held, refresh their jobs' alive marks, as a waiting client does."""
+        with self._lock:
+            if self._heartbeat is not None and self._heartbeat.is_alive():
+                return
+            self._heartbeat = threading.Thread(target=self._beat, name="wukong-heartbeat", daemon=True)
+            self._heartbeat.start()
+
+    def _beat(self) -> None:
+        view = self.stores.scoped(None, self.config.key_ttl)
+        while not self._closing.wait(HEARTBEAT_SECONDS):
+            marks = self._holdings.alive_marks()
+            if not marks:
+                continue
+            try:
+                view.metadata.put_many(
+                    {mark: alive_value(submitted, time.time()) for mark, submitted in marks.items()}
+                )
+            except StorageError:
+                logger.warning("could not refresh the alive marks of persisted values", exc_info=True)
+
     def _task_graph(self, dsk: Any, keys: Any) -> tuple[TaskGraph, Any]:
         """The graph to run for ``keys``, and the keys it computes them under.
 
-        Where executors share no filesystem, Dask's disk shuffles run as tasks (which renames the
-        keys downstream of them), and a graph that still shuffles on disk is refused.
+        Keys held by this client's futures are read from the store. Where executors share no
+        filesystem, Dask's disk shuffles run as tasks (which renames the keys downstream of them),
+        and a graph that still shuffles on disk is refused.
         """
+        try:
+            return self._build(dsk, keys)
+        except GraphError as error:
+            self._holdings.explain(error.missing)  # a clearer error if a future's key is missing
+            raise
+
+    def _build(self, dsk: Any, keys: Any) -> tuple[TaskGraph, Any]:
+        held = self._holdings.nodes()
         if self.compute_backend.capabilities.shares_filesystem:
-            return build_task_graph(dsk, keys), keys
+            return build_task_graph(dsk, keys, held), keys
         dsk, computed = shuffles.as_task_shuffles(dsk, keys)
-        graph = build_task_graph(dsk, computed)
+        graph = build_task_graph(dsk, computed, held)
         if on_disk := shuffles.disk_shuffle_tasks(graph):
             raise GraphError(shuffles.refusal(on_disk, self.compute_backend.describe()), on_disk)
         return graph, computed
 
-    def _finish(self, job: Job, error: BaseException | None) -> None:
+    def _finish(self, job: Job, error: BaseException | None, hold: bool = False) -> None:
         try:
             job.cleanup(
                 failed=error is not None,
                 compute_broken=isinstance(error, ComputeError),
                 lost=isinstance(error, JobLostError),
+                hold=hold,
             )
         except StorageError:
             if error is None:
@@ -187,8 +334,14 @@ class Client:
         return results[0] if len(collections) == 1 else results
 
     def close(self) -> None:
-        """Finish clean-ups, stop the workers and close the store (an embedded store's server too)."""
+        """Finish clean-ups, stop the workers and close the store (an embedded store's server too).
+
+        A client set as default stops being Dask's scheduler first.
+        """
+        defaults.unset_default(self)
         self.settle()
+        self._closing.set()
+        self._holdings.close()  # every persisted value goes
         unshare(self.stores)
         try:
             self.compute_backend.close()
@@ -211,7 +364,8 @@ def default_client() -> Client:
     global _default_client
     with _default_lock:
         if _default_client is None:
-            _default_client = Client()
+            # Made inside a compute that named wukong: Dask's settings are not its business.
+            _default_client = Client(set_as_default=False)
             atexit.register(close_default_client)
         return _default_client
 
@@ -226,6 +380,8 @@ def close_default_client() -> None:
         client.close()
 
 
-def get(dsk: Any, keys: Any, **kwargs: Any) -> Any:
-    """Dask's scheduler protocol on the default client: ``x.compute(scheduler=wukong.get)``."""
-    return default_client().get(dsk, keys, **kwargs)
+get = defaults.get
+"""Dask's scheduler protocol on the default client: ``x.compute(scheduler=wukong.get)``.
+
+The default client is the newest open client set as default, else the process's own.
+"""

@@ -61,6 +61,7 @@ from wukong.backends.compute.base import ExecutorContext
 from wukong.backends.compute.environment import check_hash_seed
 from wukong.core import codec, logs, records, shuffles
 from wukong.core.attempts import Attempt
+from wukong.core.futures import held_key
 from wukong.core.invocation import Invocation, decode_payload, encode_payloads
 from wukong.core.keys import JobKeys
 from wukong.core.locality import MISSING, LocalityCache
@@ -68,7 +69,7 @@ from wukong.core.metrics import Metrics
 from wukong.core.partition import Edge, TaskPlan
 from wukong.core.stores import Stores, open_stores
 from wukong.core.timeline import ExecutorTimeline
-from wukong.errors import JobEndedError, SerializationError, StorageError
+from wukong.errors import JobEndedError, MissingKeyError, SerializationError, StorageError
 
 logger = logging.getLogger("wukong.executor")
 
@@ -287,7 +288,8 @@ class Executor:
         self.timeline.read(task, nbytes)
         self.transfer_time(nbytes)
         try:
-            value = plan.node(inputs)
+            held = held_key(plan.node)
+            value = plan.node(inputs) if held is None else self._read_held(plan, held)
         except Exception as error:
             raise TaskFailed(task, plan.key, error) from error
         if isinstance(value, GeneratorType):
@@ -300,6 +302,21 @@ class Executor:
         for index in plan.inputs:
             self.cache.used(index)
         return value
+
+    def _read_held(self, plan: TaskPlan, store_key: str) -> Any:
+        """A persisted value (see :mod:`wukong.core.futures`): read from the store, not computed."""
+        blob = self.stores.data.get(store_key)
+        if blob is None:
+            raise MissingKeyError(
+                f"the persisted value of {plan.key!r} is gone from {self.stores.data.describe()} "
+                f"({store_key}): its futures were released, it expired after key_ttl, or `wukong "
+                "gc` removed it; persist the collection again",
+                [plan.key],
+            )
+        nbytes = len(blob) if self.encoded else _measured(blob)
+        self.metrics.data_bytes_read += nbytes
+        self.transfer_time(nbytes)
+        return codec.loads(blob) if self.encoded else blob
 
     def transfer_time(self, nbytes: int) -> None:
         """Wait as long as moving ``nbytes`` takes on a platform that limits bandwidth."""

@@ -17,6 +17,7 @@ The result names tasks by index, in topological order (every task after its depe
 
 from __future__ import annotations
 
+from collections import ChainMap
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -97,6 +98,7 @@ def _needed_nodes(nodes: Mapping[Key, GraphNode], targets: list[Key]) -> dict[Ke
         raise GraphError(
             f"{len(missing)} task(s) depend on keys that no task produces: {described}",
             list(missing),
+            list(dict.fromkeys(key for deps in missing.values() for key in deps)),
         )
     return needed
 
@@ -154,19 +156,24 @@ def _topological_order(needed: dict[Key, GraphNode]) -> list[Key]:
     return order
 
 
-def build_task_graph(dsk: Any, keys: Any) -> TaskGraph:
+def build_task_graph(dsk: Any, keys: Any, held: Mapping[Key, GraphNode] | None = None) -> TaskGraph:
     """Normalise ``dsk`` and cull it to what ``keys`` (a key or nested lists of keys) need.
+
+    ``held`` gives the tasks of keys that are not in ``dsk`` but persisted in the store (the keys
+    of futures); the graph takes those it needs.
 
     Raises:
         MissingKeyError: a requested key is not in the graph.
         GraphError: a task depends on a key no task produces, or the graph has a cycle.
 
     """
-    nodes = convert_legacy_graph(as_mapping(dsk))
+    nodes: Mapping[Key, GraphNode] = convert_legacy_graph(as_mapping(dsk))
+    if held:
+        nodes = ChainMap(nodes, held)
     targets = list(dict.fromkeys(flatten(keys) if isinstance(keys, list) else [keys]))
     absent = [key for key in targets if key not in nodes]
     if absent:
-        raise MissingKeyError(f"requested key(s) not in the graph: {_shown(absent)}", absent)
+        raise MissingKeyError(f"requested key(s) not in the graph: {_shown(absent)}", absent, absent)
     needed = _needed_nodes(nodes, targets)
     _inline_constants(needed, targets)
     order = _topological_order(needed)

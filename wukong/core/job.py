@@ -29,8 +29,9 @@ from typing import Any
 
 from wukong.backends.compute.base import ComputeBackend
 from wukong.config import LocalitySettings, MonitoringSettings
-from wukong.core import codec, records
+from wukong.core import codec, records, timeline
 from wukong.core.centralized import CentralScheduler
+from wukong.core.dask_callbacks import DaskCallbacks
 from wukong.core.graph import TaskGraph
 from wukong.core.invocation import ExecutorOptions, Invocation, encode_payloads
 from wukong.core.keys import JobKeys, JobShape, job_keys
@@ -76,6 +77,7 @@ class Job:
         locality: LocalitySettings,
         monitoring: MonitoringSettings,
         centralized: bool = False,
+        callbacks: DaskCallbacks | None = None,
     ):
         self.graph, self.plan = graph, plan
         self.compute, self.stores, self.stores_spec = compute, stores, stores_spec
@@ -86,6 +88,8 @@ class Job:
         self.submitted = 0.0  # when submit() stored the pages (seconds since the epoch)
         self._keys_expire = math.inf  # when the first keys expire (perf_counter)
         self.locality, self.monitoring = locality, monitoring
+        self.callbacks = callbacks
+        self._task_blobs: list[bytes] = []  # task records read while the job ran (for callbacks)
         self.central = CentralScheduler(plan) if centralized else None
         self.scratch: list[str] = []  # directories its tasks made for each other, removed at the end
         self.keys = JobKeys(uuid.uuid4().hex[:16])
@@ -129,7 +133,7 @@ class Job:
             big_object_bytes=locality.big_object_bytes,
             delayed_io_seconds=locality.delayed_io_seconds if locality.delayed_io else 0.0,
             cache_bytes=locality.cache_bytes if locality.locality_cache else 0,
-            task_records=self.monitoring.task_records,
+            task_records=self.monitoring.task_records or self.callbacks is not None,
             log_lines=self.monitoring.log_lines,
             storage_bytes_per_second=capabilities.storage_bytes_per_second,
             centralized=self.central is not None,
@@ -159,12 +163,17 @@ class Job:
                     raise SerializationError(plan.key, error) from error
             raise
 
-    def wait(self) -> list[Any]:
-        """Wait for every requested output and return them in the order of ``graph.results``."""
+    def wait(self, collect: bool = True) -> list[Any]:
+        """Wait for every requested output and return them in the order of ``graph.results``.
+
+        ``collect=False`` leaves them in the store (a persist) and returns an empty list.
+        """
         started = time.perf_counter()
         deadline = None if self.timeout is None else started + self.timeout
         pending = set(self.graph.results)
-        with Progress(len(self.graph), self.monitoring.progress, f"job {self.keys.job}") as progress:
+        # Dask's own ProgressBar, when active, shows the job: one bar, not two.
+        show = False if self.callbacks is not None else self.monitoring.progress
+        with Progress(len(self.graph), show, f"job {self.keys.job}") as progress:
             for batch in self._batches(deadline, progress):
                 ready = []
                 for record in batch:
@@ -183,6 +192,8 @@ class Job:
                 if ready:
                     self._invoke(ready)
         self.report.seconds["run"] = time.perf_counter() - started
+        if not collect:
+            return []
 
         started = time.perf_counter()
         keys = self.keys
@@ -226,6 +237,8 @@ class Job:
             silence.observe(bool(batch))
             if progress.due():
                 progress.update(self.stores.metadata.increment(tasks_run, 0))
+            if self.callbacks is not None:
+                self._read_task_records()
             if batch:
                 yield [records.decode(data) for data in batch]
 
@@ -238,7 +251,9 @@ class Job:
                 "would): its counters and records are gone"
             )
 
-    def cleanup(self, failed: bool, compute_broken: bool = False, lost: bool = False) -> None:
+    def cleanup(
+        self, failed: bool, compute_broken: bool = False, lost: bool = False, hold: bool = False
+    ) -> None:
         """Remove every key the job could have written, once no executor of it is alive.
 
         After a failure the job is marked failed first, so executors still queued end at once.
@@ -247,6 +262,9 @@ class Job:
         executor still running can then write nothing more, and the rest of the keys are exactly
         those :func:`~wukong.core.keys.job_keys` lists. When the store lost the job, the client
         sweeps its prefix until no executor has written there for a while.
+
+        ``hold=True`` (a persist that succeeded) keeps the alive mark and the requested outputs,
+        which :mod:`wukong.core.futures` then owns.
         """
         started = time.perf_counter()
         try:
@@ -261,7 +279,7 @@ class Job:
             self._read_metrics()
             if failed:  # its scratch records may not have been read yet
                 self._read_scratch_records()
-            self.end()
+            self.end(hold=hold and not failed)
             self._remove_scratch()
         finally:
             self.report.seconds["cleanup"] = time.perf_counter() - started
@@ -278,14 +296,24 @@ class Job:
             shutil.rmtree(path, ignore_errors=True)
         self.scratch.clear()
 
-    def end(self) -> None:
-        """Remove the alive mark (no executor write lands after it), then every other key."""
-        self.stores.metadata.delete_many([self.keys.alive])
+    def end(self, hold: bool = False) -> None:
+        """Remove the alive mark (no executor write lands after it), then every other key.
+
+        ``hold=True`` keeps the mark and the requested outputs (every executor has ended).
+        """
+        kept = {self.keys.alive, *self.held_outputs()} if hold else set()
+        if not hold:
+            self.stores.metadata.delete_many([self.keys.alive])
         metadata: list[str] = []
         data: list[str] = []
         for kind, key in job_keys(self.keys, self.shape()):
-            (data if kind.store == "data" else metadata).append(key)
+            if key not in kept:
+                (data if kind.store == "data" else metadata).append(key)
         self.stores.delete(metadata, data)
+
+    def held_outputs(self) -> list[str]:
+        """The store keys of the requested outputs, in the order of ``graph.results``."""
+        return [self.keys.output(task) for task in self.graph.results]
 
     def shape(self) -> JobShape:
         """What decides which keys this job may have written (see :data:`wukong.core.keys.KINDS`)."""
@@ -359,16 +387,24 @@ class Job:
         billed = metadata.increment(keys.billed_milliseconds, 0)
         self.report.usage = self.compute.usage(invocations, billed)
 
+    def _read_task_records(self) -> None:
+        """Take the task records stored so far; Dask's callbacks hear of their tasks."""
+        while batch := self.view.metadata.pop_all(self.keys.task_records, timeout=0.001):
+            self._task_blobs += batch
+            if self.callbacks is not None:
+                self.callbacks.tasks_ended(
+                    record for blob in batch for record in timeline.decode(blob, self.graph.keys)
+                )
+
     def _read_metrics(self) -> None:
         totals = Metrics.read(self.stores.metadata, self.keys)
+        if self.monitoring.task_records or self.callbacks is not None:
+            self._read_task_records()
         if not self.monitoring.task_records:
             self.report.metrics = JobMetrics(totals)
             return
-        blobs: list[bytes] = []
-        while batch := self.view.metadata.pop_all(self.keys.task_records, timeout=0.001):
-            blobs += batch
         graph = self.graph
-        self.report.metrics = JobMetrics.from_stored(totals, blobs, graph.keys, graph.dependencies)
+        self.report.metrics = JobMetrics.from_stored(totals, self._task_blobs, graph.keys, graph.dependencies)
 
 
 class _Silence:

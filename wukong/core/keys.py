@@ -142,7 +142,7 @@ KINDS: tuple[KeyKind, ...] = (
         "o/<task>",
         "data",
         "the executor of a task another executor (or the client) reads",
-        "executors of its dependents; the client, for a result",
+        "executors of its dependents; the client, for a result; a persist's outputs: later jobs",
         lambda shape: shape.stored_outputs,
     ),
     KeyKind(
@@ -396,6 +396,7 @@ def lifecycle_table() -> str:
     rows.append(
         "\nEvery key goes at the job's clean-up: the client removes `alive` first (from then on no "
         "executor write takes effect), then every other key above; each expires after `key_ttl` "
-        "where the store can expire keys."
+        "where the store can expire keys. A persist keeps `alive` and the requested outputs, and "
+        "removes them when their last future goes (see `wukong.core.futures`)."
     )
     return "\n".join(rows)

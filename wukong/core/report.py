@@ -63,6 +63,12 @@ class JobReport:
             "usage": None if self.usage is None else asdict(self.usage),
         }
 
+    def _repr_html_(self) -> str:
+        """The HTML report (summary and task stream), shown by Jupyter when a report is a cell's value."""
+        from wukong.report.html import render_fragment
+
+        return render_fragment(self)
+
     def save(self, path: str | Path) -> None:
         """Write the report as JSON, for ``wukong report`` or any other tool."""
         Path(path).write_text(json.dumps(self.to_dict(), indent=1))

@@ -21,6 +21,25 @@ AXIS = 28
 def render_html(report: JobReport) -> str:
     """The whole page."""
     title = f"wukong job {report.job}"
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{html.escape(title)}</title>
+<style>
+body {{ font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; }}
+</style>
+</head>
+<body>
+<h1>{html.escape(title)}</h1>
+{render_fragment(report)}
+</body>
+</html>
+"""
+
+
+def render_fragment(report: JobReport) -> str:
+    """The summary and the task stream as one element, styled only within itself (for notebooks)."""
     rows = "\n".join(
         f"<tr><th>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>"
         for label, value in summary_rows(report)
@@ -29,32 +48,24 @@ def render_html(report: JobReport) -> str:
         f'<span class="key"><span class="swatch" style="background:{COLOURS[phase]}"></span>{phase}</span>'
         for phase in PHASES
     )
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{html.escape(title)}</title>
+    return f"""<div class="wukong-report">
 <style>
-body {{ font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; }}
-table {{ border-collapse: collapse; margin-bottom: 20px; }}
-th {{ text-align: left; padding: 2px 16px 2px 0; font-weight: 600; white-space: nowrap; }}
-td {{ padding: 2px 0; }}
-.key {{ margin-right: 14px; }}
-.swatch {{ display: inline-block; width: 12px; height: 12px; margin-right: 4px; vertical-align: -1px; }}
-svg text {{ font: 11px system-ui, sans-serif; fill: #444; }}
+.wukong-report table {{ border-collapse: collapse; margin-bottom: 20px; }}
+.wukong-report th {{ text-align: left; padding: 2px 16px 2px 0; font-weight: 600; white-space: nowrap; }}
+.wukong-report td {{ padding: 2px 0; }}
+.wukong-report .key {{ margin-right: 14px; }}
+.wukong-report .swatch {{
+  display: inline-block; width: 12px; height: 12px; margin-right: 4px; vertical-align: -1px;
+}}
+.wukong-report svg text {{ font: 11px system-ui, sans-serif; fill: #444; }}
 </style>
-</head>
-<body>
-<h1>{html.escape(title)}</h1>
 <table id="summary">
 {rows}
 </table>
 <h2>Task stream</h2>
 <p>One row per executor, in the order they started; {legend}</p>
 {_stream_svg(report.metrics.tasks)}
-</body>
-</html>
-"""
+</div>"""
 
 
 def _stream_svg(tasks: Sequence[TaskRecord]) -> str:

@@ -227,7 +227,12 @@ class ObjectConformance:
         graph["joined"] = (np.concatenate, [("x", i) for i in range(4)])
         graph["total"] = (np.sum, "joined")
         graph["out"] = (last, "total")
-        client = Client(compute="local", compute_options={"mode": "threads", "workers": 4}, **job_settings)
+        client = Client(
+            compute="local",
+            compute_options={"mode": "threads", "workers": 4},
+            set_as_default=False,
+            **job_settings,
+        )
         try:
             try:
                 assert client.get(graph, "out") == sum(n * (n - 1) // 2 for n in sizes)

@@ -80,6 +80,8 @@ class StorageCapabilities:
             leaves nothing of it in the store, at no extra round trip.
         expiring_keys: a view from :meth:`StorageBackend.scoped` gives every key it writes the
             scope's lifetime.
+        evicts: the store may drop a key before it is deleted or expires (memcached, when it runs
+            out of memory), so it cannot keep a persisted value for later jobs.
 
     """
 
@@ -90,6 +92,7 @@ class StorageCapabilities:
     conditional_increments: bool = False
     fenced_writes: bool = False
     expiring_keys: bool = False
+    evicts: bool = False
 
 
 @dataclass(frozen=True)

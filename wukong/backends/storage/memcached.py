@@ -119,7 +119,7 @@ class MemcachedStorage(StorageBackend):
 
     name = "memcached"
     Options = MemcachedOptions
-    capabilities = StorageCapabilities(expiring_keys=True)
+    capabilities = StorageCapabilities(expiring_keys=True, evicts=True)
     _ttl_seconds: int | None = None  # a scoped view's key lifetime
     _owns_connections = True  # a scoped view shares its store's
 

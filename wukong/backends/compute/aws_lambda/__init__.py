@@ -7,6 +7,20 @@
 - :mod:`.deploy`: builds the deployment package and creates or updates the function.
 """
 
-from wukong.backends.compute.aws_lambda.backend import LambdaCompute, LambdaOptions
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wukong.backends.compute.aws_lambda.backend import LambdaCompute, LambdaOptions
 
 __all__ = ["LambdaCompute", "LambdaOptions"]
+
+
+def __getattr__(name: str) -> Any:
+    """Load the client's backend on first use: the function's handler imports this package too."""
+    if name in __all__:
+        from wukong.backends.compute.aws_lambda import backend
+
+        return getattr(backend, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -117,14 +117,14 @@ def check_size(package: Path) -> int:
     if size > UNZIPPED_LIMIT:
         raise DeployError(
             f"the package unzips to {size / 2**20:.0f} MB, over the {UNZIPPED_LIMIT // 2**20} MB "
-            "Lambda allows for a zip; drop requirements, or use a container image (up to 10 GB), "
-            "which wukong does not build yet (see docs/backends/lambda.md)"
+            "Lambda allows for a zip; drop requirements, or deploy a container image (up to 10 GB): "
+            "`wukong lambda deploy --image URI` (see docs/backends/lambda.md)"
         )
     return size
 
 
 class DeployError(ValueError):
-    """A deployment that cannot work as asked (a package too big for Lambda)."""
+    """A deployment that cannot work as asked (a package too big for Lambda, a package type change)."""
 
 
 def build_package(
@@ -146,12 +146,7 @@ def build_package(
         root = Path(directory)
         if dependencies:
             platforms = platform_tags(python_version, architecture)
-            requirements = [*runtime_requirements(python_version), *extra_requirements]
-            extra_names = [Requirement(line).name for line in extra_requirements]
-            requirements, unpinned = pinned(requirements, [*PINNED_PACKAGES, *extra_names])
-            requirements, no_wheel = _unpin_missing_wheels(requirements, platforms, python_version)
-            for note in unpinned + no_wheel:
-                print(f"not pinned: {note}")
+            requirements = function_requirements(python_version, architecture, extra_requirements)
             install = [*_pip("install", platforms, python_version), "--no-warn-conflicts"]
             subprocess.run([*install, "--target", str(root), *requirements], check=True)
             installed = {
@@ -162,14 +157,40 @@ def build_package(
                 python=python_version, **{name: installed.get(name, "absent") for name in PINNED_PACKAGES}
             )
             (root / STAMP_FILE).write_text(encode_stamp(stamp))
-        source = Path(__file__).resolve().parents[3]  # the installed ``wukong`` package
         output.parent.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as package:
             for path in sorted(_files(root)):
                 package.write(path, path.relative_to(root))
-            for path in sorted(_files(source)):
-                package.write(path, Path("wukong") / path.relative_to(source))
+            for path in sorted(source_files()):
+                package.write(path, Path("wukong") / path.relative_to(WUKONG_SOURCE))
     return output
+
+
+WUKONG_SOURCE = Path(__file__).resolve().parents[3]  # the installed ``wukong`` package
+
+
+def source_files() -> list[Path]:
+    """The files of wukong's own package, as the function needs them (no bytecode caches)."""
+    return _files(WUKONG_SOURCE)
+
+
+def function_requirements(
+    python_version: str, architecture: str, extra_requirements: Sequence[str] = ()
+) -> list[str]:
+    """What the function installs: wukong's requirements and ``extra_requirements``, pinned.
+
+    The packages tasks are pickled against, and each extra one, are pinned to the client's
+    versions where the runtime's platform has a wheel of that version; each one left unpinned is
+    printed with the reason.
+    """
+    platforms = platform_tags(python_version, architecture)
+    requirements = [*runtime_requirements(python_version), *extra_requirements]
+    extra_names = [Requirement(line).name for line in extra_requirements]
+    requirements, unpinned = pinned(requirements, [*PINNED_PACKAGES, *extra_names])
+    requirements, no_wheel = _unpin_missing_wheels(requirements, platforms, python_version)
+    for note in unpinned + no_wheel:
+        print(f"not pinned: {note}")
+    return requirements
 
 
 def platform_tags(python_version: str, architecture: str) -> list[str]:
@@ -236,8 +257,10 @@ def _files(root: Path) -> list[Path]:
 
 def deploy(
     function: str,
-    package: Path,
+    package: Path | None = None,
     *,
+    image_uri: str | None = None,
+    stamp: dict[str, str] | None = None,
     memory_mb: int = 3008,
     timeout: int = 300,
     role: str | None = None,
@@ -249,7 +272,7 @@ def deploy(
     region_name: str | None = None,
     endpoint_url: str | None = None,
 ) -> dict[str, Any]:
-    """Create ``function`` from ``package``, or update it; return its configuration.
+    """Create ``function`` from a zip ``package`` or an image, or update it; return its configuration.
 
     The configuration is Lambda's (``GetFunctionConfiguration``), plus ``RecursiveLoop``: ``Allow``
     once set, ``unsupported`` where the endpoint has no recursion control.
@@ -257,6 +280,9 @@ def deploy(
     Args:
         function: the function's name.
         package: the zip made by :func:`build_package`.
+        image_uri: instead of a zip, an image in ECR built from :func:`~.image.write_image_context`'s
+            context (for dependencies over a zip's 250 MB).
+        stamp: the versions the function holds; ``None``: the zip's own record, else this client's.
         memory_mb: memory (and so CPU share) of each executor.
         timeout: seconds an invocation may run.
         role: the execution role's ARN; ``None`` creates or reuses the ``wukong-executor`` role.
@@ -269,17 +295,26 @@ def deploy(
         endpoint_url: another endpoint for Lambda, IAM and S3 (moto's server, in tests).
 
     """
+    if (package is None) == (image_uri is None):
+        raise ValueError("deploy takes a zip package or an image URI, one of the two")
     runtime = runtime or client_runtime()
-    check_size(package)
+    if package is not None:
+        check_size(package)
+        stamp = stamp or package_stamp(package)
     session = boto3.session.Session(region_name=region_name)
     lambda_client = session.client("lambda", endpoint_url=endpoint_url)
     iam = session.client("iam", endpoint_url=endpoint_url)
     if role is None:
         role = ensure_role(iam)
     allow_self_invoke(iam, role, function, lambda_client.meta.region_name)
-    code = _code(session, package, function, bucket, endpoint_url)
-    # What the package says it holds; a package built elsewhere is taken to match this client.
-    stamp = package_stamp(package) or version_stamp(python=runtime.removeprefix("python"))
+    if package is not None:
+        code = _code(session, package, function, bucket, endpoint_url)
+        package_type = {"Runtime": runtime, "Handler": HANDLER}
+    else:
+        code = {"ImageUri": image_uri}
+        package_type = {}  # an image names its own runtime and handler (its base and its CMD)
+    # What the package says it holds; one built elsewhere is taken to match this client.
+    stamp = stamp or version_stamp(python=runtime.removeprefix("python"))
     variables = {
         SETTINGS_VARIABLE: (invoker or InvokerSettings()).model_dump_json(),
         **executor_environment(),
@@ -288,14 +323,14 @@ def deploy(
     }
     configuration = {
         "Role": role,
-        "Handler": HANDLER,
-        "Runtime": runtime,
+        **package_type,
         "MemorySize": memory_mb,
         "Timeout": timeout,
         "Environment": {"Variables": variables},
     }
+    wanted_type = "Zip" if package is not None else "Image"
     try:
-        lambda_client.get_function(FunctionName=function)
+        existing = lambda_client.get_function(FunctionName=function)["Configuration"]
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
             raise
@@ -303,12 +338,19 @@ def deploy(
             lambda_client,
             FunctionName=function,
             Code=code,
+            PackageType=wanted_type,
             Architectures=[architecture],
             Publish=False,
             **configuration,
         )
         lambda_client.get_waiter("function_active_v2").wait(FunctionName=function)
     else:
+        if existing.get("PackageType", "Zip") != wanted_type:
+            raise DeployError(
+                f"function {function} has PackageType {existing.get('PackageType', 'Zip')}, and Lambda "
+                f"cannot change it to {wanted_type}: delete the function, or deploy under another "
+                "name (--function)"
+            )
         updated = lambda_client.get_waiter("function_updated_v2")
         lambda_client.update_function_code(FunctionName=function, Architectures=[architecture], **code)
         updated.wait(FunctionName=function)
