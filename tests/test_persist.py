@@ -105,6 +105,37 @@ def test_every_way_dask_persists_reaches_the_client(redis_url):
         assert client.stores.list_keys("wukong/") == []
 
 
+def test_persisting_a_key_again_keeps_each_value_while_its_futures_live(redis_url):
+    x = source_array() + 1
+    want = x.sum().compute(scheduler="sync")
+    with wukong.Client(storage=redis_url, set_as_default=False) as client:
+        older = x.persist(scheduler=client)
+        newer = x.persist(scheduler=client)  # the same keys, a second stored value each
+        release_all(newer)
+        del newer
+        assert len(client.futures) == 9  # the older values stand in for the keys again
+        assert older.sum().compute(scheduler=client) == pytest.approx(want)
+        release_all(older)
+        del older
+        assert client.futures == {} and stored_keys(redis_url) == []
+
+
+def test_a_live_clients_held_values_stay_running_for_gc(redis_url, monkeypatch):
+    import wukong.core.client as client_module
+
+    monkeypatch.setattr(client_module, "HEARTBEAT_SECONDS", 0.2)
+    with wukong.Client(storage=redis_url, set_as_default=False) as client:
+        y = source_array().persist(scheduler=client)
+        (job,) = wukong_gc.find_jobs(client.stores)
+        assert client.stores.metadata.get(f"wukong/{job.job}/alive") is None  # ended: no executor writes
+        time.sleep(1.5)
+        (job,) = wukong_gc.find_jobs(client.stores)
+        assert job.state(time.time(), stale_after=1.0) == "running"  # the heartbeat kept it fresh
+        release_all(y)
+        del y
+        assert wukong_gc.find_jobs(client.stores) == []
+
+
 def test_futures_garbage_collected_take_their_keys_with_them(redis_url):
     with wukong.Client(storage=redis_url, set_as_default=False) as client:
         y = source_array().persist(scheduler=client)

@@ -6,9 +6,10 @@ good on a store that cannot expire keys. ``wukong gc`` finds them:
 
 * every key under ``wukong/`` belongs to one job (``wukong/<job>/...``);
 * a job's alive mark holds when it was submitted and its client's last heartbeat (every few seconds
-  while the client waits). A job whose heartbeat is recent is **running** and never removed; one
-  with an old heartbeat is **abandoned** (its client died); one with no mark has **ended** and only
-  its leftovers remain (no executor can write to it any more).
+  while the client waits); a persisted job's ``held`` mark does the same while its futures live. A
+  job whose heartbeat is recent is **running** (or held) and never removed; one with an old
+  heartbeat is **abandoned** (its client died); one with no mark has **ended** and only its
+  leftovers remain (no executor can write to it any more).
 
 Removing a job takes its alive mark first, so an executor still running writes nothing after, then
 every key under its prefix. :func:`choose` decides, apart from any store, so it is tested alone.
@@ -124,7 +125,9 @@ def _describe(stores: Stores, job: str, keys: list[str]) -> StoredJob:
         sizes = stores.metadata.sizes(stores.metadata.list_keys(prefix))
         sizes += stores.data.sizes(stores.data.list_keys(prefix))
     nbytes = None if None in sizes else sum(size for size in sizes if size is not None)
-    mark = stores.metadata.get(JobKeys(job).alive)
+    marks = JobKeys(job)
+    # A persisted job's outputs outlive it under its held mark, which reads as the alive mark.
+    mark = stores.metadata.get(marks.alive) or stores.metadata.get(marks.held)
     submitted, heartbeat = (None, None) if mark is None else read_alive(mark)
     return StoredJob(job, tuple(sorted(keys)), nbytes, submitted, heartbeat)
 
@@ -133,7 +136,7 @@ def remove(stores: Stores, job: str) -> int:
     """Remove job ``job``'s keys, its alive mark first; return how many keys went."""
     keys = JobKeys(job)
     had_mark = stores.metadata.get(keys.alive) is not None
-    stores.metadata.delete_many([keys.alive])
+    stores.metadata.delete_many([keys.alive])  # first: no executor write lands after it
     found = stores.list_keys(keys.prefix)
     stores.delete(found, [] if stores.single else found)
     return len(found) + had_mark

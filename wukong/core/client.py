@@ -146,8 +146,9 @@ class Client:
         return persisted[0] if len(collections) == 1 else persisted
 
     def _persist(self, collections: Sequence[Any], optimize_graph: bool, kwargs: dict[str, Any]) -> tuple:
-        hold = functools.partial(self._persist_scheduler, **kwargs)  # no __self__: Dask's own path
-        return dask.persist(*collections, scheduler=hold, optimize_graph=optimize_graph)
+        # A partial has no __self__, so Dask takes its own persist path and calls it as a scheduler.
+        into_store = functools.partial(self._persist_scheduler, **kwargs)
+        return dask.persist(*collections, scheduler=into_store, optimize_graph=optimize_graph)
 
     def _persist_scheduler(
         self, dsk: Any, keys: Any, callbacks: Sequence[Any] | None = None, **_: Any
@@ -212,31 +213,48 @@ class Client:
         finally:
             self.last_job = job.report
             if error is None:
-                # Reads the last task records, so callbacks hear of every task.
-                self._finish(job, None, hold=hold)
-                if observer is not None:
-                    observer.finish(errored=False)
+                self._end(job, observer, hold)
             else:
-                if observer is not None:
-                    observer.finish(errored=True)
-                # The error reaches the user now; executors still running are waited for, and the
-                # job's keys removed, in the background (see settle()).
-                if isinstance(error, ComputeError):
-                    self._restart_compute()
-                cleanup = threading.Thread(
-                    target=self._finish, args=(job, error), name=f"wukong-cleanup-{job.keys.job}"
-                )
-                cleanup.start()
-                with self._lock:
-                    self._cleanups.append(cleanup)
+                self._end_failed(job, observer, error)
         if hold:
-            values = self._hold(job, keys, computed)
+            try:
+                values = self._hold(job, keys, computed)
+            except BaseException:
+                self.stores.delete([job.keys.held], job.held_outputs())  # nothing holds them
+                raise
         # A requested literal is the graph's own object, as under Dask's local schedulers.
         results = dict(zip((graph.keys[t] for t in graph.results), values, strict=True)) | literals
         return pack_results(keys, shuffles.by_requested_key(keys, computed, results))
 
+    def _end(self, job: Job, observer: dask_callbacks.DaskCallbacks | None, hold: bool) -> None:
+        """Clean a finished job up (which reads its last task records), then tell the callbacks."""
+        ended = False
+        try:
+            self._finish(job, None, hold=hold)
+            ended = True
+        finally:
+            if observer is not None:
+                observer.finish(errored=not ended)
+
+    def _end_failed(
+        self, job: Job, observer: dask_callbacks.DaskCallbacks | None, error: BaseException
+    ) -> None:
+        """The error reaches the user now; the clean-up goes on in the background (see settle())."""
+        try:
+            if isinstance(error, ComputeError):
+                self._restart_compute()
+            cleanup = threading.Thread(
+                target=self._finish, args=(job, error), name=f"wukong-cleanup-{job.keys.job}"
+            )
+            cleanup.start()
+            with self._lock:
+                self._cleanups.append(cleanup)
+        finally:
+            if observer is not None:
+                observer.finish(errored=True)
+
     def _hold(self, job: Job, keys: Any, computed: Any) -> list[futures.Future]:
-        """Futures for a persisting job's outputs, in the order of its results; keep its mark alive.
+        """Futures for a persisting job's outputs, in the order of its results; its held mark beats on.
 
         Each future stands for the key the caller asked for (a shuffle rewrite may have computed
         it under another).
@@ -248,7 +266,7 @@ class Client:
         computed_as = shuffles.by_requested_key(keys, computed, {key: key for key in results})
         made = self._holdings.hold(
             job.keys.job,
-            job.keys.alive,
+            job.keys.held,
             job.submitted,
             {asked: stored[key] for asked, key in computed_as.items()},
         )
@@ -257,7 +275,7 @@ class Client:
         return [future_of[key] for key in results]
 
     def _start_heartbeat(self) -> None:
-        """While futures are held, refresh their jobs' alive marks, as a waiting client does."""
+        """While futures are held, refresh their jobs' held marks, as a waiting client does its alive mark."""
         with self._lock:
             if self._heartbeat is not None and self._heartbeat.is_alive():
                 return
@@ -266,16 +284,16 @@ class Client:
 
     def _beat(self) -> None:
         view = self.stores.scoped(None, self.config.key_ttl)
+
+        def write(marks: dict[str, float]) -> None:
+            now = time.time()
+            view.metadata.put_many({mark: alive_value(submitted, now) for mark, submitted in marks.items()})
+
         while not self._closing.wait(HEARTBEAT_SECONDS):
-            marks = self._holdings.alive_marks()
-            if not marks:
-                continue
             try:
-                view.metadata.put_many(
-                    {mark: alive_value(submitted, time.time()) for mark, submitted in marks.items()}
-                )
-            except StorageError:
-                logger.warning("could not refresh the alive marks of persisted values", exc_info=True)
+                self._holdings.refresh(write)  # also removes the values of collected futures
+            except Exception:  # the next beat tries again; a stale mark only lets `wukong gc` in
+                logger.warning("could not refresh the marks of persisted values", exc_info=True)
 
     def _task_graph(self, dsk: Any, keys: Any) -> tuple[TaskGraph, Any]:
         """The graph to run for ``keys``, and the keys it computes them under.
@@ -341,6 +359,8 @@ class Client:
         defaults.unset_default(self)
         self.settle()
         self._closing.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join()  # no refresh after the marks are removed
         self._holdings.close()  # every persisted value goes
         unshare(self.stores)
         try:

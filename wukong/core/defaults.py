@@ -37,25 +37,40 @@ def set_default(client: Client) -> None:
 
 
 def unset_default(client: Client) -> None:
-    """``client`` closes: the one set before it takes over, or the earlier settings come back."""
+    """``client`` closes: the one set before it takes over, or the earlier settings come back.
+
+    Only while Dask's scheduler is still ``client``: a scheduler the user set since is theirs.
+    """
     with _lock:
         if client not in _clients:
             return
-        was_current = _clients[-1] is client
+        ours = dask.config.get("scheduler", None) is client
         _clients.remove(client)
-        if not _clients:
-            _restore()
-        elif was_current:
+        if not ours:
+            return
+        if _clients:
             _apply(_clients[-1])
+        else:
+            _restore(dask.config.set)
 
 
-def _restore() -> None:
+def _restore(assign: Any) -> None:
     for name, value in _before.items():
         if value is _UNSET:
             _forget(name)
         else:
-            dask.config.set({name: value})
+            assign({name: value})
     _before.clear()
+
+
+def _assign_directly(settings: dict[str, Any]) -> None:
+    """Write settings into Dask's configuration without its lock (a forked child's only thread)."""
+    for name, value in settings.items():
+        *parents, leaf = name.split(".")
+        node: Any = dask.config.config
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
 
 
 def _forget_clients_after_fork() -> None:
@@ -68,7 +83,7 @@ def _forget_clients_after_fork() -> None:
     _lock = threading.Lock()  # another thread may have held it at the fork
     if _clients:
         _clients.clear()
-        _restore()
+        _restore(_assign_directly)  # Dask's own lock, too, may have been held at the fork
 
 
 os.register_at_fork(after_in_child=_forget_clients_after_fork)

@@ -7,18 +7,26 @@ every later graph built on the persisted collection depends on those keys; the c
 into a task that reads the stored value (:func:`held_node`), which an executor runs as a read, never
 as a recompute.
 
-**Lifetime.** A persisting job keeps its alive mark and its requested outputs; everything else of
-it goes at its end, as for any job. Each output lives while a future for it does: when the last
-future of a key is garbage-collected (or :meth:`Future.release`), its stored value goes, and when
-the job holds nothing more, its alive mark goes too. ``client.close()`` releases everything. While
-futures are held, the client refreshes their jobs' alive marks, so ``wukong gc`` shows them as
-running; if the client dies, they show as abandoned and can be removed, and every key still expires
-after ``key_ttl`` (the bound on a persisted value's life, too).
+**Lifetime.** A persisting job ends as any job does (its alive mark goes first, so no executor
+of it writes again), but first writes its ``held`` mark and keeps that mark and its requested
+outputs. Each output lives while a future for it does: when the last future of a value is
+garbage-collected or released, the value goes, and when the job holds nothing more, its held mark
+goes too. ``client.close()`` removes everything. While futures live, the client refreshes their
+jobs' held marks, so ``wukong gc`` shows those jobs as running; if the client dies they show as
+abandoned and can be removed, and every key still expires after ``key_ttl`` (the bound on a
+persisted value's life, too).
+
+**Threads.** A future is collected in whatever thread the garbage collector runs, possibly while
+that thread holds this module's lock, so a collected future only queues its value
+(:class:`queue.SimpleQueue` is safe there); the client's next call, or its heartbeat within a few
+seconds, removes what the queue names. One lock orders the store's mark refreshes and removals, so a
+refresh never brings back a removed mark.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import weakref
 from collections.abc import Callable, Hashable, Iterator, Mapping
@@ -60,12 +68,12 @@ def held_key(node: GraphNode) -> str | None:
 
 @dataclass(eq=False)
 class HeldJob:
-    """A persisting job's kept keys: its alive mark and one stored output per requested key."""
+    """A persisted job's kept keys: its held mark and one stored output per requested key."""
 
     job: str
-    alive: str
+    mark: str
     submitted: float
-    outputs: dict[Key, HeldOutput] = field(default_factory=dict)
+    outputs: list[HeldOutput] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -99,7 +107,8 @@ class Future:
         self._holdings = holdings
         self._released = False
         holdings.count_in(output)
-        self._finalizer = weakref.finalize(self, holdings.count_out, output)
+        # Only queues: collection may run in any thread, at any allocation (see the module text).
+        self._finalizer = weakref.finalize(self, holdings.let_go.put, output)
 
     @property
     def key(self) -> Key:
@@ -122,9 +131,10 @@ class Future:
         return self._holdings.read(self._output)
 
     def release(self) -> None:
-        """Let go of the value; the store removes it once no future stands for it."""
+        """Let go of the value; it leaves the store now if no other future stands for it."""
         self._released = True
         self._finalizer()
+        self._holdings.settle()
 
     def holds(self, holdings: Holdings) -> bool:
         """Whether this future belongs to ``holdings`` (one client's)."""
@@ -145,13 +155,13 @@ class Future:
 
 
 class _HeldNodes(Mapping[Key, GraphNode]):
-    """The held keys' reading tasks, made on lookup."""
+    """The held keys' reading tasks (each key's newest value), made on lookup."""
 
-    def __init__(self, outputs: dict[Key, HeldOutput]):
+    def __init__(self, outputs: dict[Key, list[HeldOutput]]):
         self._outputs = outputs
 
     def __getitem__(self, key: Key) -> GraphNode:
-        return self._outputs[key].node
+        return self._outputs[key][-1].node
 
     def __contains__(self, key: object) -> bool:
         return key in self._outputs
@@ -168,74 +178,106 @@ _ANOTHER_CLIENT = (
     "the client that persisted it"
 )
 
+Remove = Callable[[list[str], list[str]], None]  # metadata keys, data keys
+
 
 class Holdings:
     """One client's persisted values: which keys are held, and their removal when let go.
 
-    ``remove(metadata_keys, data_keys)`` removes keys from the client's stores; ``read(store_key)``
-    reads and decodes one value.
+    Args:
+        remove: removes keys from the client's stores (metadata keys, data keys).
+        read: reads and decodes one stored value by its store key.
+
+    Attributes:
+        let_go: the outputs whose futures were collected or released, not yet counted out.
+        closed: whether the client closed (every value is gone).
+
     """
 
-    def __init__(self, remove: Callable[[list[str], list[str]], None], read: Callable[[str], Any]):
+    def __init__(self, remove: Remove, read: Callable[[str], Any]):
         self._remove = remove
         self._read = read
-        self._lock = threading.Lock()
-        self._by_key: dict[Key, HeldOutput] = {}  # the newest persisted value of each key
+        self._lock = threading.Lock()  # the tables; never held during store I/O
+        self._store_lock = threading.Lock()  # orders mark refreshes and removals in the store
+        self._by_key: dict[Key, list[HeldOutput]] = {}  # each key's live values, newest last
         self._jobs: dict[str, HeldJob] = {}
         self._released: set[Key] = set()  # keys once held here and let go (for a clear error)
+        self.let_go: queue.SimpleQueue[HeldOutput] = queue.SimpleQueue()
         self.closed = False
         _every_holdings.add(self)
 
     def hold(
-        self, job: str, alive: str, submitted: float, outputs: dict[Key, tuple[str, int | None]]
+        self, job: str, mark: str, submitted: float, outputs: dict[Key, tuple[str, int | None]]
     ) -> list[Future]:
         """Hold job ``job``'s ``outputs`` (key: store key and size); a future for each, in order."""
-        held = HeldJob(job, alive, submitted)
+        held = HeldJob(job, mark, submitted)
         with self._lock:
             self._jobs[job] = held
             for key, (store_key, nbytes) in outputs.items():
-                held.outputs[key] = self._by_key[key] = HeldOutput(key, store_key, nbytes, held)
+                output = HeldOutput(key, store_key, nbytes, held)
+                held.outputs.append(output)
+                self._by_key.setdefault(key, []).append(output)
                 self._released.discard(key)
-        return [Future(output, self) for output in held.outputs.values()]
+        return [Future(output, self) for output in held.outputs]
 
     def count_in(self, output: HeldOutput) -> None:
         """One more future stands for ``output``."""
         with self._lock:
             output.futures += 1
 
-    def count_out(self, output: HeldOutput) -> None:
-        """A future of ``output`` is gone; remove the value if it was the last (and the job's mark)."""
-        with self._lock:
-            output.futures -= 1
-            if output.futures > 0 or self.closed:
-                return
-            job = output.job
-            del job.outputs[output.key]
-            if self._by_key.get(output.key) is output:
-                del self._by_key[output.key]
-                self._released.add(output.key)
-            marks = []
-            if not job.outputs:
-                del self._jobs[job.job]
-                marks.append(job.alive)
-        self._remove_quietly(marks, [output.store_key])
+    def settle(self) -> None:
+        """Count out the futures let go so far; remove the values and marks nothing holds now."""
+        with self._store_lock:
+            marks, stored = [], []
+            with self._lock:
+                while True:
+                    try:
+                        output = self.let_go.get_nowait()
+                    except queue.Empty:
+                        break
+                    output.futures -= 1
+                    if output.futures == 0 and not self.closed:
+                        stored.append(output.store_key)
+                        marks += self._forget(output)
+            if marks or stored:
+                self._remove_quietly(marks, stored)
+
+    def _forget(self, output: HeldOutput) -> list[str]:
+        """Take ``output`` out of the tables; the job's mark, if it held nothing else."""
+        values = self._by_key[output.key]
+        values.remove(output)
+        if not values:
+            del self._by_key[output.key]
+            self._released.add(output.key)
+        job = output.job
+        job.outputs.remove(output)
+        if job.outputs:
+            return []
+        del self._jobs[job.job]
+        return [job.mark]
 
     def nodes(self) -> Mapping[Key, GraphNode]:
-        """A task per held key, reading its value: what graphs that use the futures depend on.
+        """A task per held key, reading its newest value: what graphs that use the futures depend on.
 
         A view, made in constant time however many keys are held; a graph takes only those it needs.
         """
+        self.settle()
         return _HeldNodes(self._by_key)
 
-    def alive_marks(self) -> dict[str, float]:
-        """The alive marks of the jobs whose outputs are held, with when each job was submitted."""
-        with self._lock:
-            return {job.alive: job.submitted for job in self._jobs.values()}
+    def refresh(self, write: Callable[[dict[str, float]], None]) -> None:
+        """Call ``write`` with the held jobs' marks and submission times (the heartbeat)."""
+        self.settle()
+        with self._store_lock:
+            with self._lock:
+                marks = {job.mark: job.submitted for job in self._jobs.values()}
+            if marks and not self.closed:
+                write(marks)
 
     def listing(self) -> dict[Key, int | None]:
-        """Every held key and its stored size."""
+        """Every held key and the stored size of its newest value."""
+        self.settle()
         with self._lock:
-            return {key: output.nbytes for key, output in self._by_key.items()}
+            return {key: values[-1].nbytes for key, values in self._by_key.items()}
 
     def explain(self, missing: list[Key]) -> None:
         """Raise a clear error if a key a graph lacks was a future's: let go here, or another client's."""
@@ -266,21 +308,21 @@ class Holdings:
 
     def close(self) -> None:
         """Remove every held value and mark (the client closes)."""
-        with self._lock:
-            self.closed = True
-            marks = [job.alive for job in self._jobs.values()]
-            stored = [output.store_key for job in self._jobs.values() for output in job.outputs.values()]
-            self._jobs.clear()
-            self._by_key.clear()
-        if marks or stored:
-            self._remove_quietly(marks, stored)
+        with self._store_lock:
+            with self._lock:
+                self.closed = True
+                marks = [job.mark for job in self._jobs.values()]
+                stored = [output.store_key for job in self._jobs.values() for output in job.outputs]
+                self._jobs.clear()
+                self._by_key.clear()
+            if marks or stored:
+                self._remove_quietly(marks, stored)
 
     def _remove_quietly(self, marks: list[str], stored: list[str]) -> None:
-        # Called from garbage collection too, where an exception would only be printed: a store
-        # that fails here leaves keys that expire after key_ttl (and `wukong gc` lists them).
+        # A store that fails here leaves keys that expire after key_ttl (and `wukong gc` lists
+        # them): that must not fail the client call that happened to settle the queue.
         try:
             self._remove(marks, stored)
         except Exception:
-            logger.warning(
-                "could not remove persisted keys %s; they expire after key_ttl", (marks + stored)[:4]
-            )
+            left = (marks + stored)[:4]
+            logger.warning("could not remove persisted keys %s; they expire after key_ttl", left)

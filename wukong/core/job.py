@@ -171,7 +171,7 @@ class Job:
         started = time.perf_counter()
         deadline = None if self.timeout is None else started + self.timeout
         pending = set(self.graph.results)
-        # Dask's own ProgressBar, when active, shows the job: one bar, not two.
+        # With Dask's callbacks active (its ProgressBar, say), Dask's side shows the job: one bar.
         show = False if self.callbacks is not None else self.monitoring.progress
         with Progress(len(self.graph), show, f"job {self.keys.job}") as progress:
             for batch in self._batches(deadline, progress):
@@ -299,11 +299,14 @@ class Job:
     def end(self, hold: bool = False) -> None:
         """Remove the alive mark (no executor write lands after it), then every other key.
 
-        ``hold=True`` keeps the mark and the requested outputs (every executor has ended).
+        ``hold=True`` (a persist) first writes the job's ``held`` mark, which ``wukong gc`` reads
+        as it reads ``alive``, and keeps it and the requested outputs for their futures.
         """
-        kept = {self.keys.alive, *self.held_outputs()} if hold else set()
-        if not hold:
-            self.stores.metadata.delete_many([self.keys.alive])
+        kept: set[str] = set()
+        if hold:
+            kept = {self.keys.held, *self.held_outputs()}
+            self.view.metadata.put(self.keys.held, alive_value(self.submitted, time.time()))
+        self.stores.metadata.delete_many([self.keys.alive])
         metadata: list[str] = []
         data: list[str] = []
         for kind, key in job_keys(self.keys, self.shape()):

@@ -254,6 +254,14 @@ KINDS: tuple[KeyKind, ...] = (
         _when("speculates"),
     ),
     KeyKind(
+        "held",
+        "held",
+        "metadata",
+        "the client, as a persist ends (before `alive` goes); refreshed while its futures live",
+        "`wukong gc` (age, heartbeat); the client removes it with the last held output",
+        lambda shape: (),  # never part of a clean-up: futures own it (wukong.core.futures)
+    ),
+    KeyKind(
         "backup_in",
         "bi/<task>",
         "metadata",
@@ -294,6 +302,11 @@ class JobKeys:
     def alive(self) -> str:
         """The job's alive mark: executors write only while it is there (see the module docstring)."""
         return f"{ROOT}{self.job}/alive"
+
+    @property
+    def held(self) -> str:
+        """A persisted job's mark once it has ended, while futures hold its outputs (for ``wukong gc``)."""
+        return f"{ROOT}{self.job}/held"
 
     def output(self, task: int) -> str:
         """The stored output of task ``task``."""
@@ -396,7 +409,8 @@ def lifecycle_table() -> str:
     rows.append(
         "\nEvery key goes at the job's clean-up: the client removes `alive` first (from then on no "
         "executor write takes effect), then every other key above; each expires after `key_ttl` "
-        "where the store can expire keys. A persist keeps `alive` and the requested outputs, and "
-        "removes them when their last future goes (see `wukong.core.futures`)."
+        "where the store can expire keys. A persist first writes `held`, then ends as any job but "
+        "keeps `held` and the requested outputs, which go with their last future (see "
+        "`wukong.core.futures`)."
     )
     return "\n".join(rows)
