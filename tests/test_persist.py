@@ -16,7 +16,7 @@ import redis
 
 import wukong
 from wukong import gc as wukong_gc
-from wukong.core.futures import Future
+from wukong.core.futures import Future, Holdings
 
 THREADS = {"storage": "ideal", "compute_options": {"mode": "threads", "workers": 2}, "set_as_default": False}
 
@@ -188,3 +188,26 @@ def test_a_future_cannot_travel_by_pickle():
         with pytest.raises(TypeError, match="cannot be pickled"):
             pickle.dumps(futures_of(y)[0])
         release_all(y)
+
+
+def test_holdings_remove_a_value_once_no_future_stands_for_it():
+    removed: list[tuple[list[str], list[str]]] = []
+    holdings = Holdings(lambda marks, stored: removed.append((marks, stored)), read=lambda key: key)
+    (first,) = holdings.hold("j1", "j1/held", 0.0, {"k": ("j1/o/0", 10)})
+    (second,) = holdings.hold("j2", "j2/held", 0.0, {"k": ("j2/o/0", 10)})
+    del second
+    gc.collect()
+    assert removed == []  # collected: only queued, nothing touches the store inside the collector
+    assert holdings.listing() == {"k": 10}  # settled: the older value stands for the key again
+    assert removed == [(["j2/held"], ["j2/o/0"])]
+    first.release()
+    assert removed[-1] == (["j1/held"], ["j1/o/0"]) and holdings.listing() == {}
+    with pytest.raises(wukong.MissingKeyError, match="was released"):
+        holdings.explain(["k"])
+
+
+def test_a_client_that_closed_holds_nothing_more():
+    holdings = Holdings(lambda marks, stored: None, read=lambda key: key)
+    holdings.close()
+    with pytest.raises(wukong.WukongError, match="nothing is held"):
+        holdings.hold("j", "j/held", 0.0, {"k": ("j/o/0", 1)})

@@ -220,7 +220,7 @@ class Client:
             try:
                 values = self._hold(job, keys, computed)
             except BaseException:
-                self.stores.delete([job.keys.held], job.held_outputs())  # nothing holds them
+                self._drop_held(job)  # nothing holds them
                 raise
         # A requested literal is the graph's own object, as under Dask's local schedulers.
         results = dict(zip((graph.keys[t] for t in graph.results), values, strict=True)) | literals
@@ -232,14 +232,25 @@ class Client:
         try:
             self._finish(job, None, hold=hold)
             ended = True
+        except BaseException:
+            if hold:
+                self._drop_held(job)
+            raise
         finally:
             if observer is not None:
                 observer.finish(errored=not ended)
 
+    def _drop_held(self, job: Job) -> None:
+        """Remove what a persist kept when no future will own it (a failure after its job ended)."""
+        try:
+            self.stores.delete([job.keys.held], job.held_outputs())
+        except Exception:  # the failure on its way to the user says more; key_ttl ends these
+            logger.warning("job %s: could not remove its persisted outputs", job.keys.job, exc_info=True)
+
     def _end_failed(
         self, job: Job, observer: dask_callbacks.DaskCallbacks | None, error: BaseException
     ) -> None:
-        """The error reaches the user now; the clean-up goes on in the background (see settle())."""
+        """The error reaches the user now; the clean-up goes on in the background (see Client.settle)."""
         try:
             if isinstance(error, ComputeError):
                 self._restart_compute()
@@ -264,14 +275,14 @@ class Client:
         outputs = job.held_outputs()
         stored = dict(zip(results, zip(outputs, self.stores.data.sizes(outputs), strict=True), strict=True))
         computed_as = shuffles.by_requested_key(keys, computed, {key: key for key in results})
+        self._start_heartbeat()
         made = self._holdings.hold(
             job.keys.job,
             job.keys.held,
             job.submitted,
             {asked: stored[key] for asked, key in computed_as.items()},
         )
-        self._start_heartbeat()
-        future_of = {key: future for key, future in zip(computed_as.values(), made, strict=True)}
+        future_of = dict(zip(computed_as.values(), made, strict=True))
         return [future_of[key] for key in results]
 
     def _start_heartbeat(self) -> None:

@@ -2,7 +2,8 @@
 
 A client made with ``set_as_default=True`` (the default, as with ``distributed.Client``) becomes
 Dask's scheduler (``dask.config`` ``scheduler``) until it closes; then the client set before it
-(still open) takes over, or the settings from before the first one come back. Where its executors
+(still open) takes over, or the settings from before the first one come back. A scheduler the user
+set meanwhile stays. Where its executors
 share no filesystem, the client also sets ``dataframe.shuffle.method`` to ``tasks``, so Dask builds
 shuffles that work there from the start (see ``docs/compatibility.md``).
 """
@@ -46,11 +47,11 @@ def unset_default(client: Client) -> None:
             return
         ours = dask.config.get("scheduler", None) is client
         _clients.remove(client)
-        if not ours:
-            return
-        if _clients:
+        if ours and _clients:
             _apply(_clients[-1])
-        else:
+        elif not _clients:
+            if not ours:  # the scheduler is the user's now; the shuffle setting was ours
+                _before.pop("scheduler", None)
             _restore(dask.config.set)
 
 

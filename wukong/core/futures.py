@@ -18,9 +18,9 @@ persisted value's life, too).
 
 **Threads.** A future is collected in whatever thread the garbage collector runs, possibly while
 that thread holds this module's lock, so a collected future only queues its value
-(:class:`queue.SimpleQueue` is safe there); the client's next call, or its heartbeat within a few
-seconds, removes what the queue names. One lock orders the store's mark refreshes and removals, so a
-refresh never brings back a removed mark.
+(:class:`queue.SimpleQueue` is safe there). The client's next compute, persist or
+``client.futures``, or its heartbeat within a few seconds, removes what the queue names. One lock
+orders the store's mark refreshes and removals, so a refresh never brings back a removed mark.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import Any
 
 from dask._task_spec import GraphNode, Task
 
-from wukong.errors import MissingKeyError
+from wukong.errors import MissingKeyError, WukongError
 
 Key = Hashable
 _every_holdings: weakref.WeakSet[Holdings] = weakref.WeakSet()  # every client's, in this process
@@ -73,7 +73,7 @@ class HeldJob:
     job: str
     mark: str
     submitted: float
-    outputs: list[HeldOutput] = field(default_factory=list)
+    outputs: set[HeldOutput] = field(default_factory=set)
 
 
 @dataclass(eq=False)
@@ -211,14 +211,16 @@ class Holdings:
     ) -> list[Future]:
         """Hold job ``job``'s ``outputs`` (key: store key and size); a future for each, in order."""
         held = HeldJob(job, mark, submitted)
+        made = [HeldOutput(key, store_key, nbytes, held) for key, (store_key, nbytes) in outputs.items()]
         with self._lock:
+            if self.closed:
+                raise WukongError(f"the client closed while job {job} persisted; nothing is held")
             self._jobs[job] = held
-            for key, (store_key, nbytes) in outputs.items():
-                output = HeldOutput(key, store_key, nbytes, held)
-                held.outputs.append(output)
-                self._by_key.setdefault(key, []).append(output)
-                self._released.discard(key)
-        return [Future(output, self) for output in held.outputs]
+            for output in made:
+                held.outputs.add(output)
+                self._by_key.setdefault(output.key, []).append(output)
+                self._released.discard(output.key)
+        return [Future(output, self) for output in made]
 
     def count_in(self, output: HeldOutput) -> None:
         """One more future stands for ``output``."""
@@ -250,7 +252,7 @@ class Holdings:
             del self._by_key[output.key]
             self._released.add(output.key)
         job = output.job
-        job.outputs.remove(output)
+        job.outputs.discard(output)
         if job.outputs:
             return []
         del self._jobs[job.job]
@@ -259,7 +261,8 @@ class Holdings:
     def nodes(self) -> Mapping[Key, GraphNode]:
         """A task per held key, reading its newest value: what graphs that use the futures depend on.
 
-        A view, made in constant time however many keys are held; a graph takes only those it needs.
+        Values let go so far are removed first. The result is a view, whatever the number of keys
+        held; a graph takes only the keys it needs.
         """
         self.settle()
         return _HeldNodes(self._by_key)

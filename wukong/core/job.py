@@ -263,8 +263,8 @@ class Job:
         those :func:`~wukong.core.keys.job_keys` lists. When the store lost the job, the client
         sweeps its prefix until no executor has written there for a while.
 
-        ``hold=True`` (a persist that succeeded) keeps the alive mark and the requested outputs,
-        which :mod:`wukong.core.futures` then owns.
+        ``hold=True`` (a persist that succeeded) writes the held mark and keeps it and the
+        requested outputs, which :mod:`wukong.core.futures` then owns.
         """
         started = time.perf_counter()
         try:
