@@ -3,9 +3,9 @@
 A client made with ``set_as_default=True`` (the default, as with ``distributed.Client``) becomes
 Dask's scheduler (``dask.config`` ``scheduler``) until it closes; then the client set before it
 (still open) takes over, or the settings from before the first one come back. A scheduler the user
-set meanwhile stays. Where its executors
-share no filesystem, the client also sets ``dataframe.shuffle.method`` to ``tasks``, so Dask builds
-shuffles that work there from the start (see ``docs/compatibility.md``).
+set meanwhile stays. Where its executors share no filesystem, the client also sets
+``dataframe.shuffle.method`` to ``tasks``, so Dask builds shuffles that work there from the start
+(see ``docs/compatibility.md``).
 """
 
 from __future__ import annotations
@@ -67,11 +67,22 @@ def _restore(assign: Any) -> None:
 def _assign_directly(settings: dict[str, Any]) -> None:
     """Write settings into Dask's configuration without its lock (a forked child's only thread)."""
     for name, value in settings.items():
-        *parents, leaf = name.split(".")
-        node: Any = dask.config.config
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
+        section, leaf = _section(name, create=True)
+        section[leaf] = value
+
+
+def _section(name: str, create: bool) -> tuple[dict[str, Any], str]:
+    """The dict of Dask's configuration that holds dotted setting ``name``, and its last part.
+
+    Without ``create``, a missing section gives an empty dict (nothing there to change).
+    """
+    *parents, leaf = name.split(".")
+    section: Any = dask.config.config
+    for part in parents:
+        section = section.setdefault(part, {}) if create else section.get(part)
+        if not isinstance(section, dict):
+            return {}, leaf
+    return section, leaf
 
 
 def _forget_clients_after_fork() -> None:
@@ -145,10 +156,5 @@ def _apply(client: Client) -> None:
 
 def _forget(name: str) -> None:
     """Remove setting ``name`` (dotted) from Dask's configuration, as if never set."""
-    *parents, leaf = name.split(".")
-    node: Any = dask.config.config
-    for part in parents:
-        node = node.get(part)
-        if not isinstance(node, dict):
-            return
-    node.pop(leaf, None)
+    section, leaf = _section(name, create=False)
+    section.pop(leaf, None)

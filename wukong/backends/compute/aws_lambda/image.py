@@ -93,8 +93,3 @@ def docker_commands(directory: Path, image_uri: str, architecture: str) -> list[
     # Lambda takes a single-platform image manifest; buildx would add an attestation index.
     build = ["docker", "build", "--platform", platform, "--provenance=false", "-t", image_uri, str(directory)]
     return [build, ["docker", "push", image_uri]]
-
-
-def docker_available() -> bool:
-    """Whether a docker command is installed here (whether its daemon answers is found by running it)."""
-    return shutil.which("docker") is not None
