@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import s3_data_settings
+from wukong.backends.storage.base import CountOut, StorageBackend
+from wukong.core.stores import Stores
 from wukong.testing.storage import DataStoreConformance, StorageConfig, StorageConformance
 
 
@@ -14,6 +16,19 @@ class TestRedis(StorageConformance):
     @pytest.fixture
     def storage_config(self, redis_url: str) -> StorageConfig:
         return redis_url, {}
+
+    def test_a_count_reads_small_inputs_or_counts_out(self, store: StorageBackend, prefix: str) -> None:
+        view = Stores(store, store).scoped(prefix + "alive", None).metadata
+        small, big = b"s" * 10, b"b" * (64 * 1024 + 1)
+        store.put_many({prefix + "alive": b"1", prefix + "small": small, prefix + "big": big})
+        out = CountOut(prefix + "tasks", None, {prefix + "live": 1})
+        for counter, value in (("c", small), ("d", big)):
+            reads = [prefix + ("small" if value is small else "big")]
+            assert view.put_count_and_read({}, (prefix + counter, 0), 2, reads, out) == (1, None, True)
+            # A script copies what it reads: a big input is left for the executor's own read.
+            expected = [small] if value is small else None
+            assert view.put_count_and_read({}, (prefix + counter, 1), 2, reads, out) == (2, expected, False)
+        assert store.increment(prefix + "live", 0) == 2
 
 
 class TestEmbedded(StorageConformance):

@@ -47,6 +47,7 @@ class Attempt:
         self.task = invocation.task
         self.recovering = False  # a retry of an attempt that died
         self.backup = False  # a speculative second attempt
+        self.ended = False  # counted out already, in a batch of the executor's own
 
     def begin(self) -> bool:
         """Whether this attempt should run (it may also end its part at once, and say no)."""
@@ -75,17 +76,30 @@ class Attempt:
             # leave one count too many (a job that waits), never one too few (keys removed early).
             self.metadata.increment_many({live: count, keys.fanned_out(task): 1})
 
+    def count_out(self, counters: dict[str, int]) -> dict[str, int] | None:
+        """``counters`` and this executor's count-out, to apply in one batch; ``None`` under speculation.
+
+        The executor may send them with its last count (see :meth:`StorageBackend.put_count_and_read`)
+        and set :attr:`ended` if the store applied them. A speculative attempt ends by a race, apart.
+        """
+        if self.options.speculative:
+            return None
+        if self.options.retries_crashes:
+            counters[self.keys.ended(self.task)] = 1
+        counters[self.keys.live_executors] = -1
+        return counters
+
     def end(self, counters: dict[str, int], task_records: bytes | None) -> None:
         """Send the task records and metrics (``counters``), then count this executor out."""
         keys = self.keys
+        if self.ended:
+            return
         try:
-            if self.options.speculative:
+            amounts = self.count_out(counters)
+            if amounts is None:
                 self._finish_race(counters, task_records)
                 return
-            if self.options.retries_crashes:
-                counters[keys.ended(self.task)] = 1
-            counters[keys.live_executors] = -1
-            self._count_out(counters, task_records)
+            self._count_out(amounts, task_records)
         except JobEndedError:
             logger.info("job %s ended before the executor of task %d counted out", keys.job, self.task)
         except StorageError:

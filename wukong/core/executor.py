@@ -59,6 +59,7 @@ from typing import Any, NamedTuple
 
 from wukong.backends.compute.base import ExecutorContext
 from wukong.backends.compute.environment import check_hash_seed
+from wukong.backends.storage.base import CountOut
 from wukong.core import codec, logs, records, shuffles
 from wukong.core.attempts import Attempt
 from wukong.core.futures import held_key
@@ -131,6 +132,11 @@ class PageCache:
                     self._pages.popitem(last=False)
         return tasks[task]
 
+    def cached(self, keys: JobKeys, page: int, task: int) -> TaskPlan | None:
+        """The plan of ``task`` if its page is loaded already, else ``None`` (never a read)."""
+        tasks = self._pages.get((keys.job, page))
+        return None if tasks is None else tasks[task]
+
 
 _pages = PageCache()
 
@@ -170,6 +176,8 @@ class Executor:
         self.log_lines: deque[str] | None = None
         self.cache = LocalityCache(self.options.cache_bytes)
         self.queued: list[tuple[int, int]] = []  # (task, page) to run here, the next one last
+        # Inputs of the next task read along with the count that made it ready (task: stored form).
+        self.read_ahead: dict[int, Any] = {}
         self.keys = JobKeys(invocation.job)
         # Every write of the executor lands only while its job is alive (see wukong.core.fence).
         stores = stores.scoped(self.keys.alive, self.options.key_ttl_seconds)
@@ -180,13 +188,13 @@ class Executor:
         self.max_object_bytes = stores.data.capabilities.max_object_bytes
         self.attempt = Attempt(invocation, stores.metadata, context)
         self._checked = time.monotonic()  # when it last looked whether the job failed
+        self._started = time.perf_counter()
 
     def run(self) -> None:
         """Run the chain; report a failure to the job; always count this executor out."""
-        keys = self.keys
         if not self.attempt.begin():
             return
-        started = time.perf_counter()
+        self._started = time.perf_counter()
         try:
             with logs.captured(self.options.log_lines) as self.log_lines:
                 check_hash_seed(self.options.hash_seed)
@@ -205,11 +213,17 @@ class Executor:
         finally:
             # Task records, metrics (and billing) first, then the count out, in one batch: the
             # client reads them only once the live count is zero.
-            counters = self.metrics.increments(keys)
-            if self.options.bills_duration:
-                counters[keys.billed_milliseconds] = math.ceil((time.perf_counter() - started) * 1000)
-                counters[keys.invocations] = 1
-            self.attempt.end(counters, self.timeline.encode())
+            if not self.attempt.ended:
+                self.attempt.end(self._figures(), self.timeline.encode())
+
+    def _figures(self) -> dict[str, int]:
+        """The metrics (and billing) to add to the job's counters as the executor ends."""
+        keys = self.keys
+        counters = self.metrics.increments(keys)
+        if self.options.bills_duration:
+            counters[keys.billed_milliseconds] = math.ceil((time.perf_counter() - self._started) * 1000)
+            counters[keys.invocations] = 1
+        return counters
 
     def _check_job(self) -> None:
         """Every half second or so of running, stop if the job failed or its keys are gone.
@@ -262,13 +276,16 @@ class Executor:
         inputs = {}
         missing = []
         nbytes = 0
+        arrived = []  # (key, stored form)
         for index, key in zip(plan.inputs, plan.input_keys, strict=True):
             value = self.cache.get(index)
-            if value is MISSING:
-                missing.append((index, key))
-            else:
+            if value is not MISSING:
                 inputs[key] = value
                 self.metrics.reads_avoided += 1
+            elif index in self.read_ahead:
+                arrived.append((key, self.read_ahead.pop(index)))
+            else:
+                missing.append((index, key))
         if missing:
             keys = self.keys
             failed, stored = self.stores.read_inputs(
@@ -276,7 +293,10 @@ class Executor:
             )
             if failed:
                 raise JobFailed
-            for (_, key), blob in zip(missing, stored, strict=True):
+            arrived += zip((key for _, key in missing), stored, strict=True)
+        if arrived:
+            keys = self.keys
+            for key, blob in arrived:
                 if blob is None:
                     raise StorageError(
                         f"input {key!r} of task {plan.key!r} is missing from "
@@ -341,7 +361,9 @@ class Executor:
         if plan.is_result:
             output.store_now()
             self.metadata.append(self.keys.records, records.encode(records.ResultRecord(task)))
-        complete = self._count(output, counted, needed)
+        # The one dependent runs here once complete: the count may bring its other inputs.
+        next_here = counted[0] if len(plan.dependents) == 1 and counted == [*plan.dependents] else None
+        complete = self._count(output, counted, needed, next_here)
         if kept:
             complete |= self._start_waits(output, kept)
         ready = [edge for edge in plan.dependents if edge.fan_in == 1 or edge.task in complete]
@@ -374,14 +396,59 @@ class Executor:
         self.timeline.written(task)
         return []
 
-    def _count(self, output: _Output, edges: list[Edge], store: bool) -> set[int]:
-        """Write the output if ``store`` (first), set the edges' bits; return completed dependents."""
+    def _count(
+        self, output: _Output, edges: list[Edge], store: bool, next_here: Edge | None = None
+    ) -> set[int]:
+        """Write the output if ``store`` (first), set the edges' bits; return completed dependents.
+
+        ``next_here``, the one edge, runs here if this count completes it. Where the store can, the
+        count then also reads its other inputs, or, if the executor has nothing else to do, counts
+        the executor out: either way in the same round trip.
+        """
         keys = self.keys
         items = output.items() if store else {}
-        counts = self.stores.put_and_count(items, [(keys.counter(e.task), e.bit) for e in edges])
+        counters = [(keys.counter(e.task), e.bit) for e in edges]
+        if next_here is None:
+            counts = self.stores.put_and_count(items, counters)
+            if items:
+                output.written()
+            return {e.task for e, count in zip(edges, counts, strict=True) if count == e.fan_in}
+        wanted = self._inputs_to_read(output.task, next_here)
         if items:
-            output.written()
-        return {e.task for e, count in zip(edges, counts, strict=True) if count == e.fan_in}
+            output.written()  # counted in the figures the count-out may carry
+        counted = self.stores.put_count_and_read(
+            items,
+            counters[0],
+            next_here.fan_in,
+            keys.failed,
+            [keys.output(index) for index in wanted],
+            self._last_batch(output.task),
+        )
+        self.attempt.ended = counted.ended
+        for index, value in zip(wanted, counted.values or (), strict=False):
+            if value is not None:  # a missing input: the dependent's own read names it
+                self.read_ahead[index] = value
+        return {next_here.task} if counted.count == next_here.fan_in else set()
+
+    def _last_batch(self, task: int) -> CountOut | None:
+        """The count-out to send with ``task``'s count, if nothing else is left to run here."""
+        if self.queued or self._waits_of_this_job():
+            return None
+        amounts = self.attempt.count_out(self._figures())
+        if amounts is None:
+            return None
+        self.timeline.written(task)
+        return CountOut(self.keys.task_records, self.timeline.encode(), amounts)
+
+    def _inputs_to_read(self, task: int, edge: Edge) -> list[int]:
+        """The inputs of ``edge``'s dependent, besides ``task``, that it would read from the store.
+
+        Known only when the dependent's page is loaded already: finding out must cost no read.
+        """
+        plan = _pages.cached(self.keys, edge.page, edge.task)
+        if plan is None:
+            return []
+        return [index for index in plan.inputs if index != task and index not in self.cache]
 
     def _keep(self, fan_ins: list[Edge]) -> list[Edge]:
         """The fan-in dependents this executor waits for: those no other big input's holder has.

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from wukong.backends.storage.base import StorageBackend, WriteScope
+from wukong.backends.storage.base import Counted, CountOut, StorageBackend, WriteScope
 from wukong.core.backends import create_storage
 from wukong.core.fence import CheckedWrites
 from wukong.errors import ConfigError
@@ -122,6 +122,28 @@ class Stores:
         if items:
             self.data.put_many(items)
         return self.metadata.put_and_count({}, counters)
+
+    def put_count_and_read(
+        self,
+        items: Mapping[str, Any],
+        counter: tuple[str, int],
+        complete: int,
+        failed_key: str,
+        keys: Sequence[str],
+        count_out: CountOut | None = None,
+    ) -> Counted:
+        """:meth:`StorageBackend.put_count_and_read` across the two stores.
+
+        The values it returns are the objects under ``keys``, read only if the job is not marked
+        failed (else read them with :meth:`read_inputs`, which says so).
+        """
+        if not self.single:
+            return Counted(self.put_and_count(items, [counter])[0], None, False)
+        reads = [failed_key, *keys] if keys else []
+        counted = self.metadata.put_count_and_read(items, counter, complete, reads, count_out)
+        if counted.values is None or counted.values[0] is not None:
+            return counted._replace(values=None)
+        return counted._replace(values=counted.values[1:])
 
     def read_inputs(self, failed_key: str, keys: Sequence[str]) -> tuple[bool, list[Any]]:
         """Return whether the job is marked failed, and the objects under ``keys``.

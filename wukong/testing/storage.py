@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from wukong.backends.storage.base import StorageBackend, WriteScope
+from wukong.backends.storage.base import CountOut, StorageBackend, WriteScope
 from wukong.core.backends import create_storage
 from wukong.core.stores import Stores
 from wukong.errors import JobEndedError, StorageError
@@ -90,6 +90,12 @@ _JOB_WRITES: list[tuple[str, Any]] = [
     ("put_many", lambda view, prefix: view.put_many({prefix + "o/2": b"x", prefix + "o/3": b"y"})),
     ("put_and_count", lambda view, prefix: view.put_and_count({prefix + "o/4": b"x"}, [(prefix + "c/4", 3)])),
     ("set_bit_and_count", lambda view, prefix: view.set_bit_and_count(prefix + "c/5", 7)),
+    (
+        "put_count_and_read",
+        lambda view, prefix: view.put_count_and_read(
+            {prefix + "o/6": b"x"}, (prefix + "c/6", 2), 1, [prefix + "o/6"]
+        ),
+    ),
     ("increment", lambda view, prefix: view.increment(prefix + "live", 1)),
     ("increment_many", lambda view, prefix: view.increment_many({prefix + "m/a": 2, prefix + "live": 1})),
     ("append", lambda view, prefix: view.append(prefix + "records", b"r")),
@@ -274,6 +280,29 @@ class StorageConformance(ObjectConformance):
         ]
         assert store.set_bit_and_count(key, 0) == 2
         assert store.count_bits(key) == 4
+        assert store.get(prefix + "o") == b"x"
+
+    def test_a_count_may_read_or_count_out_with_it(self, store: StorageBackend, prefix: str) -> None:
+        # Executors count through a job's view; that is where a store's fused form lives, if any.
+        view = Stores(store, store).scoped(prefix + "alive", None).metadata
+        store.put_many({prefix + "alive": b"1", prefix + "in/1": b"first"})
+        store.increment(prefix + "live", 1)
+        key, reads = prefix + "c", [prefix + "in/1", prefix + "gone"]
+        out = CountOut(prefix + "tasks", b"t", {prefix + "m": 3, prefix + "live": -1})
+
+        first = view.put_count_and_read({prefix + "o": b"x"}, (key, 4), 2, reads, out)
+        assert (first.count, first.values) == (1, None)
+        figures = [store.increment(prefix + name, 0) for name in ("m", "live")]
+        records = store.pop_all(prefix + "tasks", 0)
+        # The count did not complete the counter: the count-out went with it, or nothing did.
+        assert (figures, records) == (([3, 0], [b"t"]) if first.ended else ([0, 1], []))
+
+        second = view.put_count_and_read({}, (key, 9), 2, reads, out)
+        assert (second.count, second.ended) == (2, False), "a count that completes counted out"
+        assert second.values in (None, [b"first", None]), "it read the wrong values, or not in order"
+        # A bit set again answers its first count, and a replay that completes reads as the first did.
+        assert view.put_count_and_read({}, (key, 9), 2, reads) == second
+        assert store.count_bits(key) == 2
         assert store.get(prefix + "o") == b"x"
 
     def test_counting_bits_changes_nothing(self, store: StorageBackend, prefix: str) -> None:

@@ -27,7 +27,7 @@ import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, ParamSpec, Self, TypeVar
+from typing import Any, ClassVar, NamedTuple, ParamSpec, Self, TypeVar
 
 from wukong.backends.options import BackendOptions
 from wukong.errors import StorageError
@@ -112,6 +112,29 @@ class WriteScope:
     ttl_seconds: int | None = None
 
 
+class CountOut(NamedTuple):
+    """An executor's last batch, as :meth:`StorageBackend.append_and_increment` takes it.
+
+    Its task records (appended to ``records_key``, unless ``None``), then ``amounts``: its metrics
+    and its count-out.
+    """
+
+    records_key: str
+    records: bytes | None
+    amounts: Mapping[str, int]
+
+
+class Counted(NamedTuple):
+    """What :meth:`StorageBackend.put_count_and_read` did.
+
+    The count; the values it read (``None``: it read none); whether it applied the count-out.
+    """
+
+    count: int
+    values: list[Any] | None
+    ended: bool
+
+
 class StorageBackend(ABC):
     """A store for a job's objects, counters and records.
 
@@ -192,6 +215,29 @@ class StorageBackend(ABC):
         if items:
             self.put_many(items)
         return [self.set_bit_and_count(key, bit) for key, bit in counters]
+
+    def put_count_and_read(
+        self,
+        items: Mapping[str, Any],
+        counter: tuple[str, int],
+        complete: int,
+        reads: Sequence[str],
+        count_out: CountOut | None = None,
+    ) -> Counted:
+        """As :meth:`put_and_count` with one counter, then maybe more in the same round trip.
+
+        An executor that completes a counter runs the dependent next; one that does not may have
+        nothing left to do. So a store that can, in the same atomic step:
+
+        * reads the values under ``reads`` when the count is ``complete`` (``Counted.values``,
+          ``None`` for a missing key), or declines (``values=None``: say, values too big to copy),
+          and the executor reads them itself;
+        * applies ``count_out`` as :meth:`append_and_increment` would when the count is not
+          ``complete`` (``Counted.ended``), or declines, and the executor counts out itself.
+
+        This default declines both: overriding it is optional, and saves executors round trips.
+        """
+        return Counted(self.put_and_count(items, [counter])[0], None, False)
 
     def increment(self, key: str, amount: int) -> int:
         """Add ``amount`` to the integer under ``key`` (missing: 0) and return the new value.

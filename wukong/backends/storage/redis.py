@@ -21,7 +21,14 @@ from redis.connection import Encoder, PythonRespSerializer
 from redis.exceptions import NoScriptError, RedisClusterException, ResponseError
 
 from wukong.backends.options import BackendOptions
-from wukong.backends.storage.base import StorageBackend, StorageCapabilities, WriteScope, translate_errors
+from wukong.backends.storage.base import (
+    Counted,
+    CountOut,
+    StorageBackend,
+    StorageCapabilities,
+    WriteScope,
+    translate_errors,
+)
 from wukong.errors import JobEndedError
 
 # One round trip, atomic: a counter is a hash from each bit set to the count it made, so setting a
@@ -97,6 +104,43 @@ return count
 """
 )
 
+# KEYS[2]: the counter, then ARGV[6] keys to read, then (for a count-out) the record list and the
+# counters. ARGV[3]: the bit, ARGV[4]: the count that completes the counter, ARGV[5]: the most bytes
+# to read, ARGV[7]: the record ('': none), then the amounts. Returns {count, 1} when it applied the
+# count-out; {count, 0, values...} when its count completes the counter and the values are small
+# enough to copy (a retry's replay reads again); else {count, 0}.
+SCOPED_COUNT_READ_OR_END = (
+    _SCOPE
+    + """
+local count = tonumber(redis.call('HGET', KEYS[2], ARGV[3]))
+if not count then
+    count = redis.call('HLEN', KEYS[2]) + 1
+    redis.call('HSET', KEYS[2], ARGV[3], count)
+    if ttl > 0 and count == 1 then redis.call('PEXPIRE', KEYS[2], ttl) end
+end
+local reads = tonumber(ARGV[6])
+if count ~= tonumber(ARGV[4]) then
+    if #KEYS == 2 + reads then return {count, 0} end
+    local list = KEYS[3 + reads]
+    if ARGV[7] ~= '' and redis.call('RPUSH', list, ARGV[7]) == 1 and ttl > 0 then
+        redis.call('PEXPIRE', list, ttl)
+    end
+    for index = 4 + reads, #KEYS do
+        local amount = ARGV[index + 4 - reads]
+        local value = redis.call('INCRBY', KEYS[index], amount)
+        if ttl > 0 and value == tonumber(amount) then redis.call('PEXPIRE', KEYS[index], ttl) end
+    end
+    return {count, 1}
+end
+local size = 0
+for index = 3, 2 + reads do size = size + redis.call('STRLEN', KEYS[index]) end
+if size > tonumber(ARGV[5]) then return {count, 0} end
+local reply = {count, 0}
+for index = 3, 2 + reads do reply[index] = redis.call('GET', KEYS[index]) end
+return reply
+"""
+)
+
 SCOPED_INCREMENT = (
     _SCOPE
     + """
@@ -151,6 +195,9 @@ def _sha(script: str) -> str:
     """The hash Redis knows a script by (EVALSHA)."""
     return hashlib.sha1(script.encode()).hexdigest()
 
+
+# A scoped script to run: its text, its keys (after the alive mark) and its arguments (after the flags).
+_Call = tuple[str, Sequence[str], Sequence[Any]]
 
 # A job's view writes objects up to this many bytes (together) in a guarded script; bigger ones
 # as plain SETs, which do not copy them, followed by a look at the alive mark.
@@ -465,28 +512,56 @@ class ScopedRedisStorage(RedisStorage):
         if not counters:
             self.put_many(items)
             return []
-        counts = self._write_and_count(items, counters)
-        if any(isinstance(count, NoScriptError) for count in counts):
-            # A new or restarted server ran none of them: load the script and send all again
+        calls = [(SCOPED_SET_BIT_AND_COUNT, [key], [bit]) for key, bit in counters]
+        return [int(count) for count in self._write_then_run(items, calls)]
+
+    @translated
+    def put_count_and_read(
+        self,
+        items: Mapping[str, bytes],
+        counter: tuple[str, int],
+        complete: int,
+        reads: Sequence[str],
+        count_out: CountOut | None = None,
+    ) -> Counted:
+        """As :meth:`put_and_count`, in one pipeline, with one script that reads or counts out too.
+
+        It reads ``reads`` only when they hold at most 64 KiB together (a script copies what it reads).
+        """
+        key, bit = counter
+        keys, args = [key, *reads], [bit, complete, _SCRIPTED_BYTES, len(reads)]
+        if count_out is not None:
+            keys += [count_out.records_key, *count_out.amounts]
+            args += [count_out.records or b"", *count_out.amounts.values()]
+        ((count, ended, *values),) = self._write_then_run(items, [(SCOPED_COUNT_READ_OR_END, keys, args)])
+        read = values if reads and len(values) == len(reads) else None
+        return Counted(int(count), read, bool(ended))
+
+    def _write_then_run(self, items: Mapping[str, bytes], calls: Sequence[_Call]) -> list[Any]:
+        """``SET`` the items, then run the guarded scripts, in one pipeline; return their replies."""
+        replies = self._send(items, calls)
+        if any(isinstance(reply, NoScriptError) for reply in replies):
+            # A new or restarted server ran none of them: load the scripts and send all again
             # (the SETs write the same values, a counter answers a bit again as it first did).
-            self._client.script_load(SCOPED_SET_BIT_AND_COUNT)
-            counts = self._write_and_count(items, counters)
-        for count in counts:
-            if isinstance(count, Exception):
-                error = self._ended_or(count)
+            for script in {script for script, _, _ in calls}:
+                self._client.script_load(script)
+            replies = self._send(items, calls)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                error = self._ended_or(reply)
                 if isinstance(error, JobEndedError) and items:
                     self._client.unlink(*items)
                 raise error
-        return [int(count) for count in counts]
+        return replies
 
-    def _write_and_count(self, items: Mapping[str, bytes], counters: Sequence[tuple[str, int]]) -> list[Any]:
-        """Send the pipeline; return the counter scripts' replies (errors among them)."""
+    def _send(self, items: Mapping[str, bytes], calls: Sequence[_Call]) -> list[Any]:
+        """Send the pipeline; return the scripts' replies (errors among them)."""
         pipe = self._client.pipeline(transaction=False)
         for key, value in items.items():
             pipe.set(key, value, px=self._ttl_ms or None)
-        script = _sha(SCOPED_SET_BIT_AND_COUNT)
-        for key, bit in counters:
-            pipe.execute_command("EVALSHA", script, 2, self._guard, key, *self._flags, bit)
+        for script, keys, args in calls:
+            guarded = (self._guard, *keys, *self._flags, *args)
+            pipe.execute_command("EVALSHA", _sha(script), 1 + len(keys), *guarded)
         return pipe.execute(raise_on_error=False)[len(items) :]
 
     @translated
