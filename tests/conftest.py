@@ -8,8 +8,12 @@ store is cleared, so one leak is one failure.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +22,7 @@ import wukong
 from wukong.backends.storage.base import StorageBackend
 from wukong.core.backends import create_storage
 from wukong.core.stores import Stores
+from wukong.plugins import reset_plugin_manager
 from wukong.testing.servers import (
     Server,
     lambda_server,
@@ -28,6 +33,31 @@ from wukong.testing.servers import (
 )
 
 BUCKET = "wukong-test"
+FSSPEC_PLUGIN = Path(__file__).parent.parent / "plugins" / "wukong-fsspec"
+
+
+@contextmanager
+def installed_plugin(package: Path, target: Path) -> Iterator[Path]:
+    """pip-install ``package`` into ``target`` and put it on the path, of this process and its workers."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(target), str(package)],
+        check=True,
+    )  # fmt: skip
+    sys.path.insert(0, str(target))
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(target), *_python_path()])
+    reset_plugin_manager()
+    try:
+        yield target
+    finally:
+        sys.path.remove(str(target))
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in _python_path() if p != str(target))
+        reset_plugin_manager()
+
+
+def _python_path() -> list[str]:
+    return [path for path in os.environ.get("PYTHONPATH", "").split(os.pathsep) if path]
+
 
 Settings = Callable[[pytest.FixtureRequest], dict[str, Any]]
 
@@ -104,6 +134,11 @@ def _s3_with_redis(request: pytest.FixtureRequest) -> dict[str, Any]:
     return {**_redis(request), **s3_data_settings(request.getfixturevalue("s3_endpoint"))}
 
 
+def _fsspec_with_redis(request: pytest.FixtureRequest) -> dict[str, Any]:
+    url = request.getfixturevalue("fsspec_data_url")
+    return {**_redis(request), "data_storage": "fsspec", "data_storage_options": {"url": url}}
+
+
 def _s3_with_memcached(request: pytest.FixtureRequest) -> dict[str, Any]:
     return {**_memcached(request), **s3_data_settings(request.getfixturevalue("s3_endpoint"))}
 
@@ -124,6 +159,8 @@ PAIRINGS: dict[str, tuple[Settings, Settings]] = {
     "processes-redis-cluster": (_processes, _cluster),
     "processes-memcached": (_processes, _memcached),
     "processes-s3+redis": (_processes, _s3_with_redis),
+    # A third-party store (plugins/wukong-fsspec, installed like any plugin) for the data.
+    "processes-fsspec+redis": (_processes, _fsspec_with_redis),
     "threads-s3+memcached": (_threads, _s3_with_memcached),
     "threads-redis": (_threads, _redis),
     "threads-ideal": (_threads, lambda request: {"storage": "ideal"}),
@@ -200,6 +237,21 @@ def s3_endpoint() -> Iterator[str]:
     with s3_server(BUCKET) as server:
         _watch(s3_data_settings(server.url)["data_storage"], endpoint_url=server.url)
         yield server.url
+
+
+@pytest.fixture(scope="session")
+def fsspec_plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The example fsspec store, pip-installed into a directory of its own as a user would."""
+    with installed_plugin(FSSPEC_PLUGIN, tmp_path_factory.mktemp("fsspec-plugin")):
+        yield
+
+
+@pytest.fixture(scope="session")
+def fsspec_data_url(fsspec_plugin: None, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A local directory as the fsspec store's root, watched for leftovers."""
+    url = f"file://{tmp_path_factory.mktemp('fsspec-data')}"
+    _watch("fsspec", url=url)
+    return url
 
 
 @pytest.fixture(scope="session")

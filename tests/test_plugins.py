@@ -10,29 +10,23 @@ from pathlib import Path
 import pytest
 
 import wukong
+from tests.conftest import installed_plugin
+from wukong.backends.storage.base import StorageBackend, StorageCapabilities
 from wukong.cli import main
-from wukong.plugins import get_plugin_manager, reset_plugin_manager
+from wukong.plugins import BackendEntry, get_plugin_manager, reset_plugin_manager
 from wukong.plugins.hookspecs import hookimpl
+from wukong.plugins.registry import clear_registries
 
 EXAMPLE = Path(__file__).parent / "example_plugin"
 
 
 @pytest.fixture(scope="module")
 def installed_example(tmp_path_factory):
-    """pip-install the example plugin package into a private directory and put it on sys.path."""
-    target = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(EXAMPLE)],
-        check=True,
-    )  # fmt: skip
-    sys.path.insert(0, str(target))
-    reset_plugin_manager()
-    yield target
-    sys.path.remove(str(target))
+    """The example plugin package, pip-installed into a private directory on the path."""
+    with installed_plugin(EXAMPLE, tmp_path_factory.mktemp("site")) as target:
+        yield target
     for name in [m for m in sys.modules if m.startswith("wukong_serial")]:
         del sys.modules[name]
-    reset_plugin_manager()
 
 
 def test_builtins_register_through_the_hooks(capsys):
@@ -114,3 +108,61 @@ def test_import_wukong_imports_no_backend_client():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ
     )
     assert out.stdout.strip() == "[]"
+
+
+class _HalfStore(StorageBackend):
+    """Declares atomic counters and speculation's guard, implements neither."""
+
+    name = "half"
+    capabilities = StorageCapabilities(atomic_counters=True, conditional_increments=True)
+
+    def check(self) -> None: ...
+    def put(self, key: str, value: bytes) -> None: ...
+    def get_many(self, keys): ...
+    def delete_many(self, keys) -> None: ...
+    def list_keys(self, prefix: str) -> list[str]: ...
+    def increment(self, key: str, amount: int) -> int: ...
+
+
+class _NoListing(StorageBackend):
+    """Leaves out an operation every store needs."""
+
+    name = "no-listing"
+    capabilities = StorageCapabilities(atomic_counters=False)
+
+    def check(self) -> None: ...
+    def put(self, key: str, value: bytes) -> None: ...
+    def get_many(self, keys): ...
+    def delete_many(self, keys) -> None: ...
+
+
+class _BrokenStores:
+    @hookimpl
+    def wukong_register_storage_backends(self):
+        return [BackendEntry("half", _HalfStore), BackendEntry("no-listing", _NoListing)]
+
+
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        (
+            {"storage": "half"},
+            "storage backend 'half' from plugin 'broken-stores' .*declares atomic_counters without "
+            "set_bit_and_count, count_bits, append, pop_all; conditional_increments without increment_once",
+        ),
+        (
+            {"storage": "redis://127.0.0.1:1/0", "data_storage": "no-listing"},
+            "storage backend 'no-listing' from plugin 'broken-stores' .*does not implement list_keys",
+        ),
+    ],
+    ids=["capability-without-methods", "missing-operation"],
+)
+def test_a_store_missing_operations_fails_the_client_at_start(settings, said):
+    manager = get_plugin_manager()
+    manager.register(_BrokenStores(), name="broken-stores")
+    clear_registries()  # built again, with the new plugin's stores
+    try:
+        with pytest.raises(wukong.ConfigError, match=said):
+            wukong.Client(compute_options={"mode": "threads"}, **settings)
+    finally:
+        reset_plugin_manager()

@@ -65,6 +65,34 @@ class TestS3(DataStoreConformance):
         return {"storage": redis_url, **s3_data_settings(s3_endpoint)}
 
 
+class TestFsspecPlugin(DataStoreConformance):
+    """The example third-party store, installed from plugins/wukong-fsspec, on a local directory."""
+
+    @pytest.fixture
+    def storage_config(self, fsspec_data_url: str) -> StorageConfig:
+        return "fsspec", {"url": fsspec_data_url}
+
+    @pytest.fixture
+    def job_settings(self, fsspec_data_url: str, redis_url: str) -> dict[str, Any]:
+        return {
+            "storage": redis_url,
+            "data_storage": "fsspec",
+            "data_storage_options": {"url": fsspec_data_url},
+        }
+
+
+class TestFsspecPluginInMemory(DataStoreConformance):
+    """The same store on fsspec's in-memory filesystem, which lives in one process (jobs run threads)."""
+
+    @pytest.fixture
+    def storage_config(self, fsspec_plugin: None) -> StorageConfig:
+        return "fsspec", {"url": "memory://wukong-conformance"}
+
+    @pytest.fixture
+    def job_settings(self, storage_config: StorageConfig, redis_url: str) -> dict[str, Any]:
+        return {"storage": redis_url, "data_storage": "fsspec", "data_storage_options": storage_config[1]}
+
+
 class TestIdeal(StorageConformance):
     @pytest.fixture
     def storage_config(self) -> StorageConfig:

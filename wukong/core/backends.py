@@ -9,15 +9,35 @@ from pydantic import ValidationError
 from wukong.backends.compute.base import ComputeBackend
 from wukong.backends.storage.base import StorageBackend
 from wukong.errors import ConfigError
-from wukong.plugins.registry import BackendKind, backend_registry
+from wukong.plugins.contract import abstract_methods, unimplemented_capabilities
+from wukong.plugins.registry import BackendKind, BackendRegistry, backend_registry
 
 
 def _instantiate(kind: BackendKind, name: str, options: dict[str, Any]) -> Any:
-    backend_class = backend_registry(kind).load(name)
+    registry = backend_registry(kind)
+    backend_class = registry.load(name)
+    abstract = abstract_methods(backend_class)
+    if abstract:
+        raise _broken(registry, name, f"does not implement {', '.join(abstract)}")
     try:
-        return backend_class(**options)
+        backend = backend_class(**options)
     except ValidationError as error:
         raise ConfigError(f"invalid options for {kind} backend {name!r}:\n{error}") from None
+    if isinstance(backend, StorageBackend):
+        missing = unimplemented_capabilities(backend)
+        if missing:
+            said = "; ".join(f"{cap} without {', '.join(methods)}" for cap, methods in missing.items())
+            raise _broken(registry, name, f"declares {said}")
+    return backend
+
+
+def _broken(registry: BackendRegistry, name: str, what: str) -> ConfigError:
+    registered = registry.get(name)
+    origin = registered.distribution or registered.plugin
+    return ConfigError(
+        f"{registry.kind} backend {name!r} from plugin {registered.plugin!r} ({origin}) {what}: "
+        "implement them, or declare less (see docs/plugins.md)"
+    )
 
 
 def create_storage(name: str, options: dict[str, Any]) -> StorageBackend:

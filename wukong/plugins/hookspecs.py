@@ -42,7 +42,7 @@ def wukong_register_storage_backends() -> list[BackendEntry]:
 
 @hookspec
 def wukong_job_submitted(job: JobReport) -> None:
-    """Called on the client after a job's schedules are stored and before its leaves are invoked.
+    """Called on the client after a job's schedules are stored and its leaves are invoked.
 
     ``job`` holds the job id, the task and leaf counts and the backends' names; its timings are not
     filled yet. Every implementation is called; the return value is ignored.
