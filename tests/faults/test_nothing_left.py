@@ -64,6 +64,20 @@ def _slow(value: Any, seconds: float) -> Any:
     return value
 
 
+def _slow_here(value: Any, seconds: float, directory: str) -> Any:
+    """``_slow``, after leaving a file named by this worker's pid in ``directory``."""
+    open(os.path.join(directory, str(os.getpid())), "w").close()
+    return _slow(value, seconds)
+
+
+def _kill_once_busy(pid: int, directory: str) -> None:
+    """SIGKILL worker ``pid`` once it runs a task (a busy machine may start it late)."""
+    deadline = time.monotonic() + 60
+    while not os.path.exists(os.path.join(directory, str(pid))) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+
+
 def _broken(value: Any) -> Any:
     raise ValueError("broken on purpose")
 
@@ -111,13 +125,15 @@ def test_a_failed_job_leaves_nothing_on_a_busy_machine(request, busy_cpu, store)
 
 
 @pytest.mark.parametrize("store", STORES)
-def test_a_job_that_loses_a_worker_is_exact_and_leaves_nothing_on_a_busy_machine(request, busy_cpu, store):
-    graph = {("a", i): (_slow, i, 0.3) for i in range(6)}
+def test_a_job_that_loses_a_worker_is_exact_and_leaves_nothing_on_a_busy_machine(
+    request, busy_cpu, store, tmp_path
+):
+    graph = {("a", i): (_slow_here, i, 0.3, str(tmp_path)) for i in range(6)}
     graph["total"] = (sum, [("a", i) for i in range(6)])
     with wukong.Client(**_storage(request, store), compute_options={"workers": 2}, timeout=120) as client:
         assert client.get({"x": 1, "y": (abs, "x")}, "y") == 1  # the workers are up
         victim = client.compute_backend.worker_pids[0]
-        killer = threading.Timer(0.4, os.kill, (victim, signal.SIGKILL))
+        killer = threading.Thread(target=_kill_once_busy, args=(victim, str(tmp_path)))
         killer.start()
         assert client.get(graph, "total") == dask.get(graph, "total")
         killer.join()

@@ -16,6 +16,7 @@ import dask
 import pytest
 
 import wukong
+from wukong.backends.compute.base import Delivery
 from wukong.backends.compute.local import LocalCompute
 from wukong.core.attempts import Attempt
 from wukong.core.backends import create_storage
@@ -86,11 +87,11 @@ class _BackupContext:
     def __init__(self, retry: bool = False):
         self.retry = retry
 
-    def is_backup(self) -> bool:
-        return True
+    def delivery(self) -> Delivery:
+        return Delivery(retry=self.retry, backup=True)
 
-    def is_retry(self) -> bool:
-        return self.retry
+    def pause(self, seconds: float) -> None:
+        raise AssertionError("a backup that does not run waits for nothing")
 
     def invoke(self, payloads) -> None:
         raise AssertionError("a backup that does not run invokes nothing")

@@ -32,7 +32,7 @@ from wukong.backends.compute.base import ExecutorContext
 from wukong.backends.storage.base import StorageBackend
 from wukong.core.invocation import Invocation
 from wukong.core.keys import JobKeys
-from wukong.errors import JobEndedError, StorageError
+from wukong.errors import ComputeError, JobEndedError, StorageError
 
 logger = logging.getLogger("wukong.executor")
 
@@ -59,7 +59,7 @@ class Attempt:
         if options.retries_crashes:
             # The local pool says which deliveries are retries; where deliveries repeat, the one
             # that wins the claim may be one (a platform's retry carries its event's id).
-            self.recovering = options.repeats_deliveries or self.context.is_retry()  # type: ignore[attr-defined]
+            self.recovering = options.repeats_deliveries or self.context.delivery().retry
             if self.recovering and self._ended_before():
                 return False
         return True
@@ -128,7 +128,12 @@ class Attempt:
         more, and ends. So does a delivery that comes after its job has ended.
         """
         keys, task = self.keys, self.task
-        event = self.context.event_id()  # type: ignore[attr-defined]
+        event = self.context.delivery().event_id
+        if event is None:
+            raise ComputeError(
+                f"job {keys.job}: the compute backend repeats deliveries but gave task {task}'s "
+                "no event id (its context's delivery().event_id), so a duplicate cannot be told apart"
+            )
         bit = int.from_bytes(hashlib.blake2b(event.encode(), digest_size=4).digest(), "little") >> 1
         try:
             if self.metadata.set_bit_and_count(keys.claim(task), bit) > 1:
@@ -158,8 +163,8 @@ class Attempt:
 
     def _join_race(self) -> bool:
         """Speculation: whether this attempt runs; none does once the race is won."""
-        self.backup = self.context.is_backup()  # type: ignore[attr-defined]
-        self.recovering = self.context.is_retry()  # type: ignore[attr-defined]
+        delivery = self.context.delivery()
+        self.backup, self.recovering = delivery.backup, delivery.retry
         if not (self.backup or self.recovering):
             return True  # a first attempt: a backup only starts after it, so nothing is won yet
         if self.backup and not self._cover_backup():

@@ -518,10 +518,7 @@ class Executor:
                 output.settle()
 
     def _pause(self, seconds: float) -> None:
-        if self.options.can_pause:
-            self.context.pause(seconds)  # type: ignore[attr-defined]
-        else:
-            time.sleep(seconds)
+        self.context.pause(seconds)  # runs other invocations meanwhile, where the backend can
 
     def encode(self, plan: TaskPlan, value: Any) -> Any:
         """The stored form of ``value``: bytes, unless the data store keeps objects."""

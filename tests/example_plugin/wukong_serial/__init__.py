@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 
 import wukong
-from wukong.backends.compute import ComputeBackend, ComputeCapabilities, InvocationHandler
+from wukong.backends.compute import BasicContext, ComputeBackend, ComputeCapabilities, InvocationHandler
 from wukong.backends.options import BackendOptions
 from wukong.plugins import BackendEntry
 
@@ -24,7 +24,7 @@ class SerialOptions(BackendOptions):
     thread_name: str = "wukong-serial"
 
 
-class _Context:
+class _Context(BasicContext):
     def __init__(self, invocations: queue.SimpleQueue):
         self._invocations = invocations
 

@@ -1,10 +1,19 @@
 """Compute backends: where executors run."""
 
 from wukong.backends.compute.base import (
+    BasicContext,
     ComputeBackend,
     ComputeCapabilities,
+    Delivery,
     ExecutorContext,
     InvocationHandler,
 )
 
-__all__ = ["ComputeBackend", "ComputeCapabilities", "ExecutorContext", "InvocationHandler"]
+__all__ = [
+    "BasicContext",
+    "ComputeBackend",
+    "ComputeCapabilities",
+    "Delivery",
+    "ExecutorContext",
+    "InvocationHandler",
+]

@@ -7,6 +7,7 @@ Invocations are fire-and-forget; results travel through storage, never through t
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,15 +16,30 @@ from typing import Any, ClassVar, Protocol, Self
 from wukong.backends.options import BackendOptions
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """What the platform tells an executor about this run of its invocation.
+
+    Attributes:
+        event_id: the platform's id of the event, where deliveries repeat (``repeats_deliveries``):
+            the same for the platform's retries of one event, another for a duplicate event.
+        retry: this run repeats one whose worker died (``retries_crashes``), where the platform can
+            tell; where deliveries repeat, the executor assumes any run may be a retry.
+        backup: this run is a speculative backup of one still running (``speculates``).
+
+    """
+
+    event_id: str | None = None
+    retry: bool = False
+    backup: bool = False
+
+
 class ExecutorContext(Protocol):
-    """What a worker gives the executor it runs: a way to invoke more executors, and a clock.
+    """What a worker gives the executor it runs: every method the core calls on it.
 
     What else the executor must know of the platform (payload limit, repeated deliveries, billing)
-    travels in each invocation, from the backend's :class:`ComputeCapabilities`. A backend that
-    declares ``can_pause`` also gives its contexts a ``pause(seconds)`` method; one that declares
-    ``repeats_deliveries`` an ``event_id()`` method (the same for a platform's retries of one event,
-    different for a duplicate event); one that declares ``retries_crashes`` but not
-    ``repeats_deliveries`` an ``is_retry()`` method.
+    travels in each invocation, from the backend's :class:`ComputeCapabilities`.
+    :class:`BasicContext` gives the last two methods' plain answers.
     """
 
     def invoke(self, payloads: Sequence[bytes]) -> None:
@@ -31,6 +47,28 @@ class ExecutorContext(Protocol):
 
     def remaining_seconds(self) -> float | None:
         """Seconds left before the platform stops this executor, or ``None`` for no limit."""
+
+    def delivery(self) -> Delivery:
+        """How this run of the invocation came to be (see :class:`Delivery`)."""
+
+    def pause(self, seconds: float) -> None:
+        """Wait ``seconds``; a backend that declares ``can_pause`` runs other invocations meanwhile."""
+
+
+class BasicContext:
+    """The plain answers of an :class:`ExecutorContext`: a first delivery, a pause that sleeps.
+
+    A backend's context subclasses it and adds ``invoke`` and ``remaining_seconds``, overriding
+    what its capabilities ask for.
+    """
+
+    def delivery(self) -> Delivery:
+        """A first delivery of a one-off event."""
+        return Delivery()
+
+    def pause(self, seconds: float) -> None:
+        """Sleep."""
+        time.sleep(seconds)
 
 
 InvocationHandler = Callable[[bytes, ExecutorContext], None]

@@ -23,6 +23,7 @@ from typing import Any, Literal, Self
 from pydantic import Field, model_validator
 
 from wukong.backends.compute.base import (
+    BasicContext,
     ComputeBackend,
     ComputeCapabilities,
     InvocationHandler,
@@ -77,7 +78,7 @@ class LocalOptions(BackendOptions):
         return self
 
 
-class _QueueContext:
+class _QueueContext(BasicContext):
     """The executor context of a worker thread: invoking is putting on the shared queue.
 
     While an executor waits (delayed I/O), ``pause`` runs the next queued invocation in the same
@@ -96,9 +97,6 @@ class _QueueContext:
 
     def remaining_seconds(self) -> float | None:
         return None
-
-    def is_retry(self) -> bool:
-        return False
 
     def pause(self, seconds: float) -> None:
         """Run one queued invocation if one comes within ``seconds``; else just wait."""

@@ -48,7 +48,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from wukong.backends.compute.base import InvocationHandler
+from wukong.backends.compute.base import BasicContext, Delivery, InvocationHandler
 from wukong.backends.compute.environment import environment
 from wukong.core import logs
 from wukong.errors import ComputeError
@@ -77,7 +77,7 @@ class Speculation(NamedTuple):
     min_seconds: float
 
 
-class PipeContext:
+class PipeContext(BasicContext):
     """The executor context of a worker process: invoking is sending up the worker's pipe.
 
     Payloads arrive in batches (one when the pool is quiet, up to 64 when many wait), kept in a
@@ -109,13 +109,9 @@ class PipeContext:
         """No time limit on a local worker."""
         return None
 
-    def is_retry(self) -> bool:
-        """Whether the payload now starting was started before by a worker that died."""
-        return self._retry
-
-    def is_backup(self) -> bool:
-        """Whether the payload now starting is a speculative backup of one still running."""
-        return self._backup
+    def delivery(self) -> Delivery:
+        """Whether the payload now starting is a retry (its worker died) or a speculative backup."""
+        return Delivery(retry=self._retry, backup=self._backup)
 
     def pause(self, seconds: float) -> None:
         """Run the next payload if one is here or comes within ``seconds``; else just wait."""

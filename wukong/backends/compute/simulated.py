@@ -37,7 +37,13 @@ from dataclasses import dataclass
 
 from pydantic import Field
 
-from wukong.backends.compute.base import ComputeBackend, ComputeCapabilities, InvocationHandler
+from wukong.backends.compute.base import (
+    BasicContext,
+    ComputeBackend,
+    ComputeCapabilities,
+    Delivery,
+    InvocationHandler,
+)
 from wukong.backends.options import BackendOptions
 from wukong.errors import ComputeError
 
@@ -98,7 +104,7 @@ class SimulationStats:
     timed_out: int = 0
 
 
-class _Context:
+class _Context(BasicContext):
     """The executor context of one simulated run."""
 
     def __init__(self, platform: SimulatedLambda, started: float, event: int):
@@ -112,8 +118,8 @@ class _Context:
     def remaining_seconds(self) -> float | None:
         return self._deadline - time.monotonic()
 
-    def event_id(self) -> str:
-        return str(self._event)  # a duplicate is another event
+    def delivery(self) -> Delivery:
+        return Delivery(event_id=str(self._event))  # a duplicate is another event
 
 
 class SimulatedLambda(ComputeBackend):

@@ -22,6 +22,7 @@ from typing import Any
 
 from wukong.backends.compute.aws_lambda.events import decode_event
 from wukong.backends.compute.aws_lambda.invoker import Invoker, InvokerSettings
+from wukong.backends.compute.base import BasicContext, Delivery
 from wukong.core import logs
 from wukong.core.executor import handle_invocation
 
@@ -42,7 +43,7 @@ def _invoker_for(function_arn: str) -> Invoker:
         return _invoker
 
 
-class LambdaExecutorContext:
+class LambdaExecutorContext(BasicContext):
     """The executor context inside a Lambda invocation."""
 
     def __init__(self, lambda_context: Any, invoker: Invoker):
@@ -57,9 +58,9 @@ class LambdaExecutorContext:
         """What Lambda says is left before it stops this invocation."""
         return self._lambda_context.get_remaining_time_in_millis() / 1000
 
-    def event_id(self) -> str:
-        """The request id: Lambda keeps it when it retries a failed event."""
-        return str(self._lambda_context.aws_request_id)
+    def delivery(self) -> Delivery:
+        """The request id, which Lambda keeps when it retries a failed event."""
+        return Delivery(event_id=str(self._lambda_context.aws_request_id))
 
 
 def handler(event: Any, context: Any) -> None:
