@@ -16,7 +16,7 @@ import dask
 import pytest
 
 import wukong
-from wukong.backends.compute.base import Delivery
+from wukong.backends.compute.base import Delivery, DeliveryModel
 from wukong.backends.compute.local import LocalCompute
 from wukong.core.attempts import Attempt
 from wukong.core.backends import create_storage
@@ -106,7 +106,7 @@ def test_a_backup_joins_the_live_count_only_while_the_job_is_alive(redis_url):
     # the job's keys, would leave its count behind.
     store = create_storage(redis_url, {})
     keys = JobKeys("backup-race")
-    invocation = Invocation(keys.job, b"", 3, 0, ExecutorOptions(speculative=True))
+    invocation = Invocation(keys.job, b"", 3, 0, ExecutorOptions(delivery=DeliveryModel.SPECULATIVE))
     try:
         store.put(keys.alive, b"1")  # the client has read the count as 0 and is removing keys
         assert Attempt(invocation, store, _BackupContext()).begin() is False

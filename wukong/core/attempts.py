@@ -43,6 +43,7 @@ class Attempt:
     def __init__(self, invocation: Invocation, metadata: StorageBackend, context: ExecutorContext):
         self.invocation, self.metadata, self.context = invocation, metadata, context
         self.options = invocation.options
+        self.model = invocation.options.delivery
         self.keys = JobKeys(invocation.job)
         self.task = invocation.task
         self.recovering = False  # a retry of an attempt that died
@@ -51,15 +52,15 @@ class Attempt:
 
     def begin(self) -> bool:
         """Whether this attempt should run (it may also end its part at once, and say no)."""
-        options = self.options
-        if options.repeats_deliveries and not self._claim():
+        model = self.model
+        if model.claims and not self._claim():
             return False
-        if options.speculative:
+        if model.races:
             return self._join_race()
-        if options.retries_crashes:
+        if model.retries:
             # The local pool says which deliveries are retries; where deliveries repeat, the one
             # that wins the claim may be one (a platform's retry carries its event's id).
-            self.recovering = options.repeats_deliveries or self.context.delivery().retry
+            self.recovering = model.claims or self.context.delivery().retry
             if self.recovering and self._ended_before():
                 return False
         return True
@@ -67,9 +68,9 @@ class Attempt:
     def count_in(self, task: int, count: int) -> None:
         """Count in the ``count`` executors ``task``'s hand-off invokes, before they are invoked."""
         keys, live = self.keys, self.keys.live_executors
-        if self.options.speculative:
+        if self.model.races:
             self.metadata.increment_once(keys.fanned_out(task), {live: count})
-        elif not self.options.retries_crashes:
+        elif not self.model.retries:
             self.metadata.increment(live, count)
         elif not (self.recovering and self.metadata.increment(keys.fanned_out(task), 0) > 0):
             # The count first: a store that applies them one by one and a crash in between must
@@ -82,9 +83,9 @@ class Attempt:
         The executor may send them with its last count (see :meth:`StorageBackend.put_count_and_read`)
         and set :attr:`ended` if the store applied them. A speculative attempt ends by a race, apart.
         """
-        if self.options.speculative:
+        if self.model.races:
             return None
-        if self.options.retries_crashes:
+        if self.model.retries:
             counters[self.keys.ended(self.task)] = 1
         counters[self.keys.live_executors] = -1
         return counters

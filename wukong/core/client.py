@@ -108,6 +108,11 @@ class Client:
                 "redis (or embedded, ideal), or turn speculation off"
             )
         compute.start(handle_invocation)
+        try:
+            compute.capabilities.delivery  # noqa: B018 (declarations that contradict fail here)
+        except ConfigError:
+            compute.close()
+            raise
         return compute
 
     def get(self, dsk: Any, keys: Any, callbacks: Sequence[Any] | None = None, **kwargs: Any) -> Any:

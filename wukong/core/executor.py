@@ -83,6 +83,7 @@ class JobGone(JobFailed):
     """Internal: the job's keys are gone (the client gave up on it); stop without writing a thing."""
 
 
+_READ_AHEAD_MOST = 16  # the widest fan-in whose other inputs a count brings along
 _CHECK_SECONDS = 0.5  # how often a running executor looks whether its job has failed
 _LOST_KEY_CAUSES = (
     "the store evicted it or restarted empty, or the job ran longer than its keys live: "
@@ -443,8 +444,11 @@ class Executor:
     def _inputs_to_read(self, task: int, edge: Edge) -> list[int]:
         """The inputs of ``edge``'s dependent, besides ``task``, that it would read from the store.
 
-        Known only when the dependent's page is loaded already: finding out must cost no read.
+        Known only when the dependent's page is loaded already: finding out must cost no read. A
+        wide fan-in reads its inputs itself: every one of its many counts would carry their keys.
         """
+        if edge.fan_in > _READ_AHEAD_MOST:
+            return []
         plan = _pages.cached(self.keys, edge.page, edge.task)
         if plan is None:
             return []

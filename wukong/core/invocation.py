@@ -12,6 +12,7 @@ import pickle
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from wukong.backends.compute.base import DeliveryModel
 from wukong.core.keys import JobKeys
 from wukong.core.stores import Stores, open_stores
 from wukong.errors import ComputeError
@@ -31,7 +32,7 @@ class ExecutorOptions(NamedTuple):
     """
 
     max_payload_bytes: int | None = None
-    repeats_deliveries: bool = False
+    delivery: DeliveryModel = DeliveryModel.PLAIN
     bills_duration: bool = False
     can_pause: bool = False
     clustering: bool = False
@@ -42,8 +43,6 @@ class ExecutorOptions(NamedTuple):
     log_lines: int = 0
     storage_bytes_per_second: float | None = None
     centralized: bool = False
-    retries_crashes: bool = False
-    speculative: bool = False
     key_ttl_seconds: int | None = None
     hash_seed: str | None = None
 

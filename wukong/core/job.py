@@ -126,7 +126,7 @@ class Job:
         capabilities, locality = self.compute.capabilities, self.locality
         options = ExecutorOptions(
             max_payload_bytes=capabilities.max_payload_bytes,
-            repeats_deliveries=capabilities.repeats_deliveries,
+            delivery=capabilities.delivery,
             bills_duration=capabilities.bills_duration,
             can_pause=capabilities.can_pause,
             clustering=locality.clustering,
@@ -137,8 +137,6 @@ class Job:
             log_lines=self.monitoring.log_lines,
             storage_bytes_per_second=capabilities.storage_bytes_per_second,
             centralized=self.central is not None,
-            retries_crashes=capabilities.retries_crashes,
-            speculative=capabilities.speculates,
             key_ttl_seconds=self.key_ttl,
             hash_seed=capabilities.hash_seed,
         )
@@ -337,9 +335,9 @@ class Job:
             delayed_io=self.locality.delayed_io,
             stored_payloads=self._may_store_payloads,
             bills_duration=capabilities.bills_duration,
-            retries=capabilities.retries_crashes or capabilities.speculates,
-            speculates=capabilities.speculates,
-            repeats_deliveries=capabilities.repeats_deliveries,
+            retries=capabilities.delivery.retries,
+            speculates=capabilities.delivery.races,
+            repeats_deliveries=capabilities.delivery.claims,
         )
 
     def sweep(self) -> None:

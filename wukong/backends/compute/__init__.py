@@ -5,6 +5,7 @@ from wukong.backends.compute.base import (
     ComputeBackend,
     ComputeCapabilities,
     Delivery,
+    DeliveryModel,
     ExecutorContext,
     InvocationHandler,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "ComputeBackend",
     "ComputeCapabilities",
     "Delivery",
+    "DeliveryModel",
     "ExecutorContext",
     "InvocationHandler",
 ]

@@ -7,6 +7,7 @@ Invocations are fire-and-forget; results travel through storage, never through t
 
 from __future__ import annotations
 
+import enum
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, Self
 
 from wukong.backends.options import BackendOptions
+from wukong.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ class ComputeCapabilities:
             payloads are kept in the metadata store and passed by key.
         repeats_deliveries: an invocation may be delivered more than once (Lambda's asynchronous
             invokes are at-least-once), so each delivery claims its invocation first, by its
-            context's ``event_id()``, and a duplicate event ends without running anything.
+            context's ``delivery().event_id``, and a duplicate event ends without running anything.
         bills_duration: the platform bills executors by run time, so each adds its own to the
             job's usage, which :meth:`ComputeBackend.usage` prices.
         can_pause: the executor context's ``pause(seconds)`` lets the worker run other
@@ -100,12 +102,12 @@ class ComputeCapabilities:
             elsewhere.
         retries_crashes: when a worker dies running an invocation, the backend delivers it again:
             with the same event id where deliveries repeat (as Lambda retries a failed event),
-            else saying so through the context's ``is_retry()``. Executors then leave marks that
+            else saying so through the context's ``delivery().retry``. Executors then leave marks that
             let a retry replay its crashed attempt exactly (the successors it counted in, whether
             it ended). A retry invokes again what its attempt invoked: the backend must drop
             such repeated payloads, or deliver each with the same event id (claims drop them).
         speculates: the backend may start a backup attempt of an invocation that runs long,
-            beside it, saying so through the context's ``is_backup()`` (and ``is_retry()``); it
+            beside it, saying so through the context's ``delivery()`` (``backup``, ``retry``); it
             stops the attempt that loses, and retries it. Executors then count through guarded
             increments, which the metadata store must offer (``conditional_increments``).
 
@@ -122,6 +124,53 @@ class ComputeCapabilities:
     speculates: bool = False
     shares_filesystem: bool = True
     hash_seed: str | None = None
+
+    @property
+    def delivery(self) -> DeliveryModel:
+        """The one delivery model these declarations add up to (see :class:`DeliveryModel`)."""
+        if self.speculates:
+            if self.repeats_deliveries or not self.retries_crashes:
+                raise ConfigError(
+                    "a compute backend that speculates must declare retries_crashes, and not "
+                    f"repeats_deliveries: {self}"
+                )
+            return DeliveryModel.SPECULATIVE
+        if self.repeats_deliveries:
+            return DeliveryModel.AT_LEAST_ONCE
+        return DeliveryModel.RETRYING if self.retries_crashes else DeliveryModel.PLAIN
+
+
+class DeliveryModel(enum.Enum):
+    """How a job's invocations are delivered, which decides how executors count themselves in and out.
+
+    * ``PLAIN``: each invocation runs once.
+    * ``RETRYING``: a run whose worker died is delivered again, saying so (``Delivery.retry``).
+    * ``AT_LEAST_ONCE``: any event may be delivered again, a platform's retries included (Lambda):
+      each delivery claims its invocation by event id, and any run may be a retry.
+    * ``SPECULATIVE``: retrying, and a backup may run beside a straggler: the two race.
+
+    See :mod:`wukong.core.attempts` for what each asks of executors.
+    """
+
+    PLAIN = "plain"
+    RETRYING = "retrying"
+    AT_LEAST_ONCE = "at-least-once"
+    SPECULATIVE = "speculative"
+
+    @property
+    def claims(self) -> bool:
+        """Deliveries claim their invocation by event id (duplicates end at once)."""
+        return self is DeliveryModel.AT_LEAST_ONCE
+
+    @property
+    def retries(self) -> bool:
+        """A run may repeat one that crashed, and replays it from the marks it left."""
+        return self is not DeliveryModel.PLAIN
+
+    @property
+    def races(self) -> bool:
+        """Two runs of an invocation may be alive at once, and count through guarded increments."""
+        return self is DeliveryModel.SPECULATIVE
 
 
 @dataclass(frozen=True)
