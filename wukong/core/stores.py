@@ -134,11 +134,14 @@ class Stores:
     ) -> Counted:
         """:meth:`StorageBackend.put_count_and_read` across the two stores.
 
-        The values it returns are the objects under ``keys``, read only if the job is not marked
-        failed (else read them with :meth:`read_inputs`, which says so).
+        The values it returns are the objects under ``keys``, read only if one store plays both
+        roles and the job is not marked failed (else read them with :meth:`read_inputs`).
         """
-        if not self.single:
-            return Counted(self.put_and_count(items, [counter])[0], None, False)
+        if not self.single:  # the data first (write before count); the count may carry the count-out
+            if items:
+                self.data.put_many(items)
+            counted = self.metadata.put_count_and_read({}, counter, complete, [], count_out)
+            return counted._replace(values=None)
         reads = [failed_key, *keys] if keys else []
         counted = self.metadata.put_count_and_read(items, counter, complete, reads, count_out)
         if counted.values is None or counted.values[0] is not None:
