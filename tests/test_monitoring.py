@@ -49,6 +49,22 @@ def test_every_task_has_one_record_that_adds_up(client):
     assert 0 < metrics.critical_path_seconds <= summary.span_seconds + 1e-6
 
 
+def test_records_and_metrics_of_long_chains_that_meet_add_up(client):
+    # Executors of 100 tasks end with a count that may complete the join: their count-out goes
+    # apart from it, while the short ones' travels with it. Both must arrive whole.
+    graph: dict = {("a", 0): (operator.add, 0, 1), ("b", 0): (operator.add, 0, 2), "c": (abs, -3)}
+    for i in range(1, 100):
+        graph[("a", i)] = (operator.add, ("a", i - 1), 1)
+        graph[("b", i)] = (operator.add, ("b", i - 1), 2)
+    graph["join"] = (sum, [("a", 99), ("b", 99), "c"])
+    assert client.get(graph, "join") == dask.get(graph, "join")
+    report = client.last_job
+    totals = report.metrics.totals
+    assert totals.tasks_run == report.metrics.summary.tasks == len(graph)
+    assert sorted(record.key for record in report.metrics.tasks) == sorted(str(key) for key in graph)
+    assert totals.executors == report.leaves == 3
+
+
 def test_a_failed_tasks_error_carries_its_executors_log(client):
     def fail_loudly(value):
         logging.getLogger("user.tasks").warning("about to give up on %s", value)

@@ -42,7 +42,6 @@ class Attempt:
 
     def __init__(self, invocation: Invocation, metadata: StorageBackend, context: ExecutorContext):
         self.invocation, self.metadata, self.context = invocation, metadata, context
-        self.options = invocation.options
         self.model = invocation.options.delivery
         self.keys = JobKeys(invocation.job)
         self.task = invocation.task

@@ -84,6 +84,7 @@ class JobGone(JobFailed):
 
 
 _READ_AHEAD_MOST = 16  # the widest fan-in whose other inputs a count brings along
+_FOLD_MOST_TASKS = 64  # the most tasks of an executor whose count-out travels with its counts
 _CHECK_SECONDS = 0.5  # how often a running executor looks whether its job has failed
 _LOST_KEY_CAUSES = (
     "the store evicted it or restarted empty, or the job ran longer than its keys live: "
@@ -363,7 +364,7 @@ class Executor:
             output.store_now()
             self.metadata.append(self.keys.records, records.encode(records.ResultRecord(task)))
         # The one dependent runs here once complete: the count may bring its other inputs.
-        next_here = counted[0] if len(plan.dependents) == 1 and counted == [*plan.dependents] else None
+        next_here = counted[0] if len(counted) == len(plan.dependents) == 1 else None
         complete = self._count(output, counted, needed, next_here)
         if kept:
             complete |= self._start_waits(output, kept)
@@ -432,8 +433,13 @@ class Executor:
         return {next_here.task} if counted.count == next_here.fan_in else set()
 
     def _last_batch(self, task: int) -> CountOut | None:
-        """The count-out to send with ``task``'s count, if nothing else is left to run here."""
-        if self.queued or self._waits_of_this_job():
+        """The count-out to send with ``task``'s count, if nothing else is left to run here.
+
+        Every such count carries it, the ones that complete a counter too, so an executor that has
+        run many tasks sends its count-out on its own: encoding its records at each count would
+        cost it time quadratic in their number.
+        """
+        if self.queued or self._waits_of_this_job() or len(self.timeline) > _FOLD_MOST_TASKS:
             return None
         amounts = self.attempt.count_out(self._figures())
         if amounts is None:

@@ -140,8 +140,7 @@ class Stores:
         if not self.single:  # the data first (write before count); the count may carry the count-out
             if items:
                 self.data.put_many(items)
-            counted = self.metadata.put_count_and_read({}, counter, complete, [], count_out)
-            return counted._replace(values=None)
+            return self.metadata.put_count_and_read({}, counter, complete, [], count_out)
         reads = [failed_key, *keys] if keys else []
         counted = self.metadata.put_count_and_read(items, counter, complete, reads, count_out)
         if counted.values is None or counted.values[0] is not None:

@@ -120,6 +120,10 @@ class ExecutorTimeline:
         if row is not None:
             row[_BYTES_WRITTEN] += nbytes
 
+    def __len__(self) -> int:
+        """How many tasks it has rows for."""
+        return len(self._rows)
+
     def encode(self) -> bytes | None:
         """The rows as stored, or ``None`` when there are none."""
         if not self._rows:

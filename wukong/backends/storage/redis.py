@@ -79,6 +79,29 @@ local ttl = tonumber(ARGV[2])
 # defined in the prelude would be built again on every call).
 ENDED_REPLY = "WUKONG-ENDED"
 
+
+def _add(first: str, shift: str) -> str:
+    """Lua: INCRBY each of KEYS[first..] by ARGV[its index + shift]; a key it creates gets its lifetime."""
+    return f"""
+for index = {first}, #KEYS do
+    local amount = ARGV[index + {shift}]
+    local value = redis.call('INCRBY', KEYS[index], amount)
+    if ttl > 0 and value == tonumber(amount) then redis.call('PEXPIRE', KEYS[index], ttl) end
+end
+"""
+
+
+# Lua: set bit ARGV[3] of the counter KEYS[2] (a hash from each bit to the count its setting made),
+# leaving ``count`` as the count this bit made.
+_COUNT_THE_BIT = """
+local count = tonumber(redis.call('HGET', KEYS[2], ARGV[3]))
+if not count then
+    count = redis.call('HLEN', KEYS[2]) + 1
+    redis.call('HSET', KEYS[2], ARGV[3], count)
+    if ttl > 0 and count == 1 then redis.call('PEXPIRE', KEYS[2], ttl) end
+end
+"""
+
 SCOPED_PUT_MANY = (
     _SCOPE
     + """
@@ -92,17 +115,7 @@ end
 """
 )
 
-SCOPED_SET_BIT_AND_COUNT = (
-    _SCOPE
-    + """
-local seen = redis.call('HGET', KEYS[2], ARGV[3])
-if seen then return tonumber(seen) end
-local count = redis.call('HLEN', KEYS[2]) + 1
-redis.call('HSET', KEYS[2], ARGV[3], count)
-if ttl > 0 and count == 1 then redis.call('PEXPIRE', KEYS[2], ttl) end
-return count
-"""
-)
+SCOPED_SET_BIT_AND_COUNT = _SCOPE + _COUNT_THE_BIT + "return count\n"
 
 # KEYS[2]: the counter, then ARGV[6] keys to read, then (for a count-out) the record list and the
 # counters. ARGV[3]: the bit, ARGV[4]: the count that completes the counter, ARGV[5]: the most bytes
@@ -111,13 +124,8 @@ return count
 # enough to copy (a retry's replay reads again); else {count, 0}.
 SCOPED_COUNT_READ_OR_END = (
     _SCOPE
+    + _COUNT_THE_BIT
     + """
-local count = tonumber(redis.call('HGET', KEYS[2], ARGV[3]))
-if not count then
-    count = redis.call('HLEN', KEYS[2]) + 1
-    redis.call('HSET', KEYS[2], ARGV[3], count)
-    if ttl > 0 and count == 1 then redis.call('PEXPIRE', KEYS[2], ttl) end
-end
 local reads = tonumber(ARGV[6])
 if count ~= tonumber(ARGV[4]) then
     if #KEYS == 2 + reads then return {count, 0} end
@@ -125,11 +133,9 @@ if count ~= tonumber(ARGV[4]) then
     if ARGV[7] ~= '' and redis.call('RPUSH', list, ARGV[7]) == 1 and ttl > 0 then
         redis.call('PEXPIRE', list, ttl)
     end
-    for index = 4 + reads, #KEYS do
-        local amount = ARGV[index + 4 - reads]
-        local value = redis.call('INCRBY', KEYS[index], amount)
-        if ttl > 0 and value == tonumber(amount) then redis.call('PEXPIRE', KEYS[index], ttl) end
-    end
+"""
+    + _add("4 + reads", "4 - reads")
+    + """
     return {count, 1}
 end
 local size = 0
@@ -150,15 +156,7 @@ return value
 """
 )
 
-SCOPED_INCREMENT_MANY = (
-    _SCOPE
-    + """
-for index = 2, #KEYS do
-    local value = redis.call('INCRBY', KEYS[index], ARGV[index + 1])
-    if ttl > 0 and value == tonumber(ARGV[index + 1]) then redis.call('PEXPIRE', KEYS[index], ttl) end
-end
-"""
-)
+SCOPED_INCREMENT_MANY = _SCOPE + _add("2", "1")
 
 # KEYS[2]: the guard, KEYS[3]: the counter that must be positive, then the counters; ARGV[3]:
 # whether there is a condition, then the amounts.
@@ -168,12 +166,9 @@ SCOPED_INCREMENT_ONCE = (
 if ARGV[3] == '1' and tonumber(redis.call('GET', KEYS[3]) or '0') <= 0 then return 0 end
 if not redis.call('SET', KEYS[2], 1, 'NX') then return 0 end
 if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
-for index = 4, #KEYS do
-    local value = redis.call('INCRBY', KEYS[index], ARGV[index])
-    if ttl > 0 and value == tonumber(ARGV[index]) then redis.call('PEXPIRE', KEYS[index], ttl) end
-end
-return 1
 """
+    + _add("4", "0")
+    + "return 1\n"
 )
 
 # KEYS[2]: the list, then the counters; ARGV[3]: the record, then the amounts.
@@ -182,11 +177,8 @@ SCOPED_APPEND_AND_INCREMENT = (
     + """
 local length = redis.call('RPUSH', KEYS[2], ARGV[3])
 if ttl > 0 and length == 1 then redis.call('PEXPIRE', KEYS[2], ttl) end
-for index = 3, #KEYS do
-    local value = redis.call('INCRBY', KEYS[index], ARGV[index + 1])
-    if ttl > 0 and value == tonumber(ARGV[index + 1]) then redis.call('PEXPIRE', KEYS[index], ttl) end
-end
 """
+    + _add("3", "1")
 )
 
 
