@@ -142,3 +142,35 @@ def test_a_zero_budget_keeps_only_what_queued_tasks_need():
     assert cache.get(1) == "one"
     cache.used(1)
     assert len(cache) == 0
+
+
+def parked_graph(joins):
+    """``joins`` big outputs, each joined with a small one that another executor makes.
+
+    The keys are numbers, which hash alike in every process, so the walk meets each big leaf
+    before its small one: one worker runs the big one first, and must not wait for the small.
+    """
+    graph = {}
+    for i in range(joins):
+        big, small = 2 * i, 2 * i + 1
+        graph[big] = (big_array, BIG)
+        graph[small] = (float, "2.5")  # no number among its arguments: a key
+        graph[f"join-{i}"] = (scaled_sum, big, small)
+    return graph
+
+
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_a_waiting_executor_parks_so_its_one_worker_runs_the_others(redis_url, mode):
+    # One worker, four big leaves that each wait for a small leaf queued behind them: a worker that
+    # waited in place would let every wait run out (and write every big output).
+    settings = {"compute_options": {"mode": mode, "workers": 1}, "locality": {"delayed_io_seconds": 10}}
+    graph = parked_graph(4)
+    keys = [f"join-{i}" for i in range(4)]
+    with wukong.Client(storage=redis_url, **settings) as client:
+        started = time.monotonic()
+        assert client.get(graph, keys) == dask.get(graph, keys)
+        assert time.monotonic() - started < 10  # no wait ran its course
+        metrics = client.last_job.metrics.totals
+    assert metrics.delayed_io_timeouts == 0
+    assert metrics.objects_kept_local == 4
+    assert metrics.data_bytes_written < BIG * 8  # no big output written

@@ -164,7 +164,7 @@ class _WrongSeed(LocalCompute):
 
     def __init__(self, **options: object):
         super().__init__(**options)
-        self.capabilities = ComputeCapabilities(can_pause=True, retries_crashes=True, hash_seed="12345")
+        self.capabilities = ComputeCapabilities(retries_crashes=True, hash_seed="12345")
 
 
 def test_an_executor_started_with_another_hash_seed_refuses_to_run(redis_url):

@@ -90,7 +90,7 @@ class _BackupContext:
     def delivery(self) -> Delivery:
         return Delivery(retry=self.retry, backup=True)
 
-    def pause(self, seconds: float) -> None:
+    def park(self, resume) -> bool:
         raise AssertionError("a backup that does not run waits for nothing")
 
     def invoke(self, payloads) -> None:

@@ -1,6 +1,8 @@
 """The executor: what runs in every worker, on every compute backend, for every invocation.
 
-An invocation names one task. The executor runs it, then hands its output on:
+An invocation names one task. The executor runs it, then hands its output on. What to do is
+decided by :mod:`wukong.core.decisions` (pure functions of the plan, the policy, the output's size
+and the counters' answers); the executor carries it out in this order:
 
 1. **Write before count.** If another executor may need the output (``store_output``), it is stored
    before any counter is touched, so whoever sees a complete counter finds every input in storage.
@@ -20,8 +22,9 @@ Big outputs (at least ``big_object_bytes`` serialized) change steps 3 and 4 (SoC
   big input of it (a counter of holders decides) waits for them, polling the counter, for a bounded
   time; then it counts and runs the dependent itself, and its output is never written. Later holders
   of big inputs of the same dependent write and count at once, so holders never wait for each other.
-  A wait that runs out writes the output, then counts, as in step 1. Where the compute backend can,
-  the worker runs other invocations while the executor waits.
+  A wait that runs out writes the output, then counts, as in step 1. An executor left with only
+  waits *parks* (:meth:`ExecutorContext.park`): where the compute backend can, the worker runs other
+  invocations and resumes it now and then; elsewhere it waits in place.
 - **Locality cache.** Outputs stay in the executor's memory while a task queued in it needs them,
   and, within a byte budget, while a dependent it may still run here is not ready; inputs found there
   are never read from storage.
@@ -39,8 +42,8 @@ repeated setting as they answered the first, so each run makes the same decision
 guarded counts). A delivery that arrives after its job has ended ends at once. On a platform that
 bills by duration, each executor adds its run time to the job's usage before it counts itself out.
 
-For experiments only, ``centralized`` options turn the executor into the PDSW'19 strawman's worker:
-it runs its one task, stores the output and tells the client, which invokes the dependents.
+For experiments, a subclass may hand outputs on otherwise (the PDSW'19 strawman's, in
+:mod:`wukong.experiments.strawman`); the job names it in its options.
 
 Each executor also keeps a timeline of its tasks (see :mod:`wukong.core.timeline`) and its last
 log lines; it stores the timeline with its metrics and count-out, in one round trip, and a failed
@@ -49,19 +52,23 @@ task's error record carries the log lines.
 
 from __future__ import annotations
 
+import functools
+import importlib
 import logging
 import math
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
 from types import GeneratorType
 from typing import Any, NamedTuple
 
 from wukong.backends.compute.base import ExecutorContext
 from wukong.backends.compute.environment import check_hash_seed
 from wukong.backends.storage.base import CountOut
-from wukong.core import codec, logs, records, shuffles
+from wukong.core import codec, decisions, logs, records, shuffles
 from wukong.core.attempts import Attempt
+from wukong.core.decisions import WaitStep
 from wukong.core.futures import held_key
 from wukong.core.invocation import Invocation, decode_payload, encode_payloads
 from wukong.core.keys import JobKeys
@@ -85,6 +92,7 @@ class JobGone(JobFailed):
 
 _READ_AHEAD_MOST = 16  # the widest fan-in whose other inputs a count brings along
 _FOLD_MOST_TASKS = 64  # the most tasks of an executor whose count-out travels with its counts
+_POLL_LEAST_SECONDS, _POLL_MOST_SECONDS = 0.001, 0.05  # between looks at delayed-I/O waits
 _CHECK_SECONDS = 0.5  # how often a running executor looks whether its job has failed
 _LOST_KEY_CAUSES = (
     "the store evicted it or restarted empty, or the job ran longer than its keys live: "
@@ -143,23 +151,24 @@ class PageCache:
 _pages = PageCache()
 
 
-class _ThreadWaits(threading.local):
-    """The delayed-I/O waits of the executors running (or suspended) in this thread."""
-
-    def __init__(self) -> None:
-        self.waits: list[_Wait] = []
-
-
-_waiting = _ThreadWaits()
-
-
 def handle_invocation(payload: bytes, context: ExecutorContext) -> None:
     """Run one invocation: the entry point every compute backend calls with a payload."""
     invocation = decode_payload(payload)
     if invocation is None:
         logger.debug("a repeated delivery arrived after its job ended; nothing to do")
         return
-    Executor(invocation, open_stores(invocation.stores), context).run()
+    executor = _executor_class(invocation.options.executor)
+    executor(invocation, open_stores(invocation.stores), context).run()
+
+
+@functools.cache
+def _executor_class(path: str | None) -> type[Executor]:
+    """The executor a job's options name (``module:Class``, an experiment's), else wukong's own."""
+    if path is None:
+        return Executor
+    module, _, name = path.partition(":")
+    executor: type[Executor] = getattr(importlib.import_module(module), name)
+    return executor
 
 
 class Executor:
@@ -189,34 +198,61 @@ class Executor:
         self.encoded = not stores.objects_stored_as_is
         self.max_object_bytes = stores.data.capabilities.max_object_bytes
         self.attempt = Attempt(invocation, stores.metadata, context)
+        self.policy = decisions.Policy.of(self.options)
+        self.waits: list[_Wait] = []  # delayed I/O in progress
+        self._poll_delay = _POLL_LEAST_SECONDS
         self._checked = time.monotonic()  # when it last looked whether the job failed
         self._started = time.perf_counter()
 
     def run(self) -> None:
-        """Run the chain; report a failure to the job; always count this executor out."""
+        """Run the chain; report a failure to the job; always count this executor out.
+
+        An executor left with nothing to run but delayed-I/O waits parks with the worker, which
+        resumes it while it runs other invocations; where the worker cannot, it waits here.
+        """
         if not self.attempt.begin():
             return
         self._started = time.perf_counter()
+        delay = self._advance(self._start_chain)
+        if delay is None or self.context.park(self.resume):
+            return
+        while delay is not None:
+            time.sleep(delay)
+            delay = self.resume()
+
+    def resume(self) -> float | None:
+        """Look at the waits, run what became ready; seconds until the next look, ``None``: ended."""
+        return self._advance(self._poll_waits)
+
+    def _start_chain(self) -> None:
+        check_hash_seed(self.options.hash_seed)
+        self.queued.append((self.invocation.task, self.invocation.page))
+        self._run_queued()
+
+    def _advance(self, step: Callable[[], None]) -> float | None:
+        """Take ``step``; the seconds until the waits want a look, or ``None`` once the executor ended."""
         try:
-            with logs.captured(self.options.log_lines) as self.log_lines:
-                check_hash_seed(self.options.hash_seed)
-                self._run_chain(self.invocation.task, self.invocation.page)
+            with logs.captured(self.options.log_lines, self.log_lines) as self.log_lines:
+                step()
+            if self.waits:
+                delay, self._poll_delay = self._poll_delay, min(self._poll_delay * 2, _POLL_MOST_SECONDS)
+                return delay
         except (JobGone, JobEndedError):
-            self._drop_waits()
-            return  # the job has ended: nothing it writes now would land, the count-out included
+            self.waits.clear()
+            return None  # the job has ended: nothing it writes now would land, the count-out included
         except JobFailed:
-            self._drop_waits()
+            self.waits.clear()
         except TaskFailed as failure:
-            self._drop_waits()
+            self.waits.clear()
             self._report(failure.task, failure.key, failure.error)
         except Exception as error:  # storage failed outside a task: still tell the client
-            self._drop_waits()
+            self.waits.clear()
             self._report(self.invocation.task, None, error)
-        finally:
-            # Task records, metrics (and billing) first, then the count out, in one batch: the
-            # client reads them only once the live count is zero.
-            if not self.attempt.ended:
-                self.attempt.end(self._figures(), self.timeline.encode())
+        # Task records, metrics (and billing) first, then the count out, in one batch: the client
+        # reads them only once the live count is zero.
+        if not self.attempt.ended:
+            self.attempt.end(self._figures(), self.timeline.encode())
+        return None
 
     def _figures(self) -> dict[str, int]:
         """The metrics (and billing) to add to the job's counters as the executor ends."""
@@ -244,21 +280,9 @@ class Executor:
         if failed is not None:
             raise JobFailed
 
-    def _drop_waits(self) -> None:
-        """The job failed: let go of the outputs its executors in this thread were holding."""
-        _waiting.waits = [wait for wait in _waiting.waits if wait.job != self.keys.job]
-
-    def _run_chain(self, task: int, page: int) -> None:
-        self.queued.append((task, page))
-        pause = 0.001
-        while self.queued or self._waits_of_this_job():
-            if not self.queued:
-                self._poll_waits()
-                if not self.queued and self._waits_of_this_job():
-                    self._pause(pause)
-                    pause = min(pause * 2, 0.05)
-                continue
-            pause = 0.001
+    def _run_queued(self) -> None:
+        """Run the queued tasks, and the dependents they make ready here, until none is left."""
+        while self.queued:
             task, page = self.queued.pop()
             plan = _pages.task(self.stores, self.keys, page, task, self.metrics)
             try:
@@ -346,60 +370,45 @@ class Executor:
             time.sleep(nbytes / self.options.storage_bytes_per_second)
 
     def _hand_off(self, task: int, plan: TaskPlan, value: Any) -> list[Edge]:
-        """Store, count and invoke as the protocol says; return the dependents to run here."""
-        options = self.options
+        """Store, count and invoke as :mod:`wukong.core.decisions` says; return the tasks to run here.
+
+        The order is the protocol's: a requested output is stored and announced first; the output
+        is written before any count (in :meth:`_count`) and before any invocation; successors are
+        counted in before they are invoked.
+        """
+        policy = self.policy
         output = _Output(self, task, plan, value)
-        if options.centralized:
-            return self._report_done(task, plan, output)
-        big = bool(plan.dependents) and (options.clustering or options.delayed_io_seconds > 0)
-        big = big and output.size >= options.big_object_bytes
-        fan_ins = [edge for edge in plan.dependents if edge.fan_in > 1]
-        kept = self._keep(fan_ins) if big and options.delayed_io_seconds > 0 else []
-        counted = [edge for edge in fan_ins if edge not in kept]
-        clustered = big and options.clustering
-        # A big output is stored only when another executor may read it: for a counter it may
-        # complete, and below for an invoked dependent. Others follow the plan.
-        needed = bool(counted) if big else plan.store_output
+        big = policy.size_matters(plan) and policy.is_big(plan, output.size)
+        holders = decisions.holders_to_ask(plan, policy, big)
+        counting = decisions.decide_counting(plan, policy, big, self._first_holder_of(holders))
         if plan.is_result:
             output.store_now()
             self.metadata.append(self.keys.records, records.encode(records.ResultRecord(task)))
-        # The one dependent runs here once complete: the count may bring its other inputs.
-        next_here = counted[0] if len(counted) == len(plan.dependents) == 1 else None
-        complete = self._count(output, counted, needed, next_here)
-        if kept:
-            complete |= self._start_waits(output, kept)
-        ready = [edge for edge in plan.dependents if edge.fan_in == 1 or edge.task in complete]
-        # A dependent it waited for (or may wait for) runs here: keeping it local is why it waited.
-        waited = [edge for edge in ready if edge in kept]
-        ready = [edge for edge in ready if edge not in kept]
-        here, others = (ready, []) if clustered else (ready[:1], ready[1:])
-        here += waited
-        if others:
+        complete = self._count(output, counting.counted, counting.store, counting.next_here)
+        if counting.kept:
+            complete |= self._start_waits(output, counting.kept)
+        routing = decisions.decide_routing(plan, policy, big, counting, complete)
+        if routing.store:
             output.store_now()
         self.timeline.written(task)
-        if others:
-            # Counted before they start, so the live count never reads zero while they run.
-            self.attempt.count_in(task, len(others))
-            invocations = [self.invocation.successor(e.task, e.page) for e in others]
-            self.context.invoke(encode_payloads(invocations, self.stores))
-            self.timeline.invoked(task, len(others))
+        if routing.invoked:
+            self._invoke(task, routing.invoked)
         if not output.waits:
             output.settle()
-        reusable = any(edge.task not in complete for edge in fan_ins) and options.cache_bytes > 0
-        if here or reusable:
-            self.cache.hold(task, value, output.size if reusable else 0, len(here), reusable)
-        return here
+        if routing.here or routing.cache:
+            size = output.size if routing.cache else 0
+            self.cache.hold(task, value, size, len(routing.here), routing.cache)
+        return list(routing.here)
 
-    def _report_done(self, task: int, plan: TaskPlan, output: _Output) -> list[Edge]:
-        """Centralized scheduling (the strawman): store the output, tell the client, run nothing."""
-        if plan.dependents or plan.is_result:
-            output.store_now()
-        self.metadata.append(self.keys.records, records.encode(records.DoneRecord(task)))
-        self.timeline.written(task)
-        return []
+    def _invoke(self, task: int, edges: Sequence[Edge]) -> None:
+        """Count the executors of ``edges`` in, then invoke them (so the live count never reads 0)."""
+        self.attempt.count_in(task, len(edges))
+        invocations = [self.invocation.successor(e.task, e.page) for e in edges]
+        self.context.invoke(encode_payloads(invocations, self.stores))
+        self.timeline.invoked(task, len(edges))
 
     def _count(
-        self, output: _Output, edges: list[Edge], store: bool, next_here: Edge | None = None
+        self, output: _Output, edges: Sequence[Edge], store: bool, next_here: Edge | None = None
     ) -> set[int]:
         """Write the output if ``store`` (first), set the edges' bits; return completed dependents.
 
@@ -439,7 +448,7 @@ class Executor:
         run many tasks sends its count-out on its own: encoding its records at each count would
         cost it time quadratic in their number.
         """
-        if self.queued or self._waits_of_this_job() or len(self.timeline) > _FOLD_MOST_TASKS:
+        if self.queued or self.waits or len(self.timeline) > _FOLD_MOST_TASKS:
             return None
         amounts = self.attempt.count_out(self._figures())
         if amounts is None:
@@ -460,75 +469,56 @@ class Executor:
             return []
         return [index for index in plan.inputs if index != task and index not in self.cache]
 
-    def _keep(self, fan_ins: list[Edge]) -> list[Edge]:
-        """The fan-in dependents this executor waits for: those no other big input's holder has.
+    def _first_holder_of(self, edges: list[Edge]) -> set[int]:
+        """Set this output's bit in each dependent's holder counter; those where it came first.
 
-        The first holder of a big input of a dependent waits for its other inputs; any later one
-        writes its output and counts at once, so two holders never wait for each other. Holders are
-        counted by bits, so a retry is the first holder again exactly when its attempt was.
+        Holders are counted by bits, so a retry is the first holder again exactly when its attempt
+        was.
         """
         holders = self.metadata.set_bit_and_count
-        return [edge for edge in fan_ins if holders(self.keys.holders(edge.task), edge.bit) == 1]
+        return {edge.task for edge in edges if holders(self.keys.holders(edge.task), edge.bit) == 1}
 
-    def _start_waits(self, output: _Output, kept: list[Edge]) -> set[int]:
+    def _start_waits(self, output: _Output, kept: Sequence[Edge]) -> set[int]:
         """Count the kept dependents whose other inputs are in; wait for the rest (delayed I/O).
 
-        The wait is bounded by the configuration and by the compute backend's remaining time
-        (keeping enough of it to write the output). The executor goes on with its queued tasks and
-        polls the waits when it has nothing else to run.
+        The executor goes on with its queued tasks and looks at the waits (:meth:`resume`) when it
+        has nothing else to run.
         """
-        bound = self.options.delayed_io_seconds
-        remaining = self.context.remaining_seconds()
-        if remaining is not None:
-            bound = min(bound, max(0.0, remaining * 0.8 - 1.0))
-        counters = [self.keys.counter(edge.task) for edge in kept]
-        ripe = [e for e, key in zip(kept, counters, strict=True) if self._others_in(e, key)]
-        deadline = time.monotonic() + bound
+        deadline = time.monotonic() + self.policy.wait_seconds(self.context.remaining_seconds())
+        ripe = []
         for edge in kept:
-            if edge not in ripe:
-                _waiting.waits.append(_Wait(self.keys.job, edge, output, deadline))
+            if decisions.decide_wait(self._others_in(edge), timed_out=False) is WaitStep.COUNT:
+                ripe.append(edge)
+            else:
+                self.waits.append(_Wait(edge, output, deadline))
                 output.waits += 1
         return self._count(output, ripe, store=False)
 
-    def _others_in(self, edge: Edge, counter: str) -> bool:
-        return self.metadata.count_bits(counter) >= edge.fan_in - 1
-
-    def _waits_of_this_job(self) -> bool:
-        return any(wait.job == self.keys.job for wait in _waiting.waits)
+    def _others_in(self, edge: Edge) -> bool:
+        return self.metadata.count_bits(self.keys.counter(edge.task)) >= edge.fan_in - 1
 
     def _poll_waits(self) -> None:
-        """Run each waited-for dependent whose other inputs are in; give up on those past time.
-
-        Waits are shared by the executors of one job nested in one worker thread (see
-        ``ExecutorContext.pause``): an executor suspended under another cannot poll, so the one
-        running takes over its waits, with the outputs they hold.
-        """
+        """Count each kept dependent whose other inputs are in, or whose wait ran out; run those ready."""
         if self.metadata.get(self.keys.failed) is not None:
             raise JobFailed
-        now, waits, _waiting.waits = time.monotonic(), _waiting.waits, []
+        now, waits, self.waits = time.monotonic(), self.waits, []
         for wait in waits:
             edge, output = wait.edge, wait.output
-            if wait.job != self.keys.job:
-                _waiting.waits.append(wait)
+            step = decisions.decide_wait(self._others_in(edge), timed_out=now >= wait.deadline)
+            if step is WaitStep.WAIT:
+                self.waits.append(wait)
                 continue
-            if self._others_in(edge, self.keys.counter(edge.task)):
-                complete = self._count(output, [edge], store=False)
-            elif now >= wait.deadline:
-                # Out of time: write first, then count, as everywhere else.
+            if step is WaitStep.STORE_AND_COUNT:
                 self.metrics.delayed_io_timeouts += 1
-                complete = self._count(output, [edge], store=True)
-            else:
-                _waiting.waits.append(wait)
-                continue
-            if edge.task in complete:
+            if edge.task in self._count(output, [edge], store=step is WaitStep.STORE_AND_COUNT):
                 self.cache.pin(output.task, output.value)
                 self.queued.append((edge.task, edge.page))
             output.waits -= 1
             if not output.waits:
                 output.settle()
-
-    def _pause(self, seconds: float) -> None:
-        self.context.pause(seconds)  # runs other invocations meanwhile, where the backend can
+        if self.queued:
+            self._poll_delay = _POLL_LEAST_SECONDS
+            self._run_queued()
 
     def encode(self, plan: TaskPlan, value: Any) -> Any:
         """The stored form of ``value``: bytes, unless the data store keeps objects."""
@@ -637,7 +627,6 @@ class _Output:
 class _Wait(NamedTuple):
     """Delayed I/O in progress: ``output`` is held for ``edge``'s dependent until ``deadline``."""
 
-    job: str
     edge: Edge
     output: _Output
     deadline: float

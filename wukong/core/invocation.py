@@ -26,15 +26,15 @@ class ExecutorOptions(NamedTuple):
 
     The platform's part comes from the compute backend's capabilities (see
     :class:`~wukong.backends.compute.base.ComputeCapabilities`: payload limit, deliveries, billing,
-    pausing, bandwidth, retries, speculation, hash seed); the rest from the configuration's
+    bandwidth, retries, speculation, hash seed); the rest from the configuration's
     :class:`~wukong.config.LocalitySettings`, :class:`~wukong.config.MonitoringSettings`,
-    ``scheduling`` and ``key_ttl``.
+    ``scheduling`` (``executor``: the ``module:Class`` of an experiment's executor, ``None`` for
+    wukong's own) and ``key_ttl``.
     """
 
     max_payload_bytes: int | None = None
     delivery: DeliveryModel = DeliveryModel.PLAIN
     bills_duration: bool = False
-    can_pause: bool = False
     clustering: bool = False
     big_object_bytes: int = 0
     delayed_io_seconds: float = 0.0
@@ -42,7 +42,7 @@ class ExecutorOptions(NamedTuple):
     task_records: bool = False
     log_lines: int = 0
     storage_bytes_per_second: float | None = None
-    centralized: bool = False
+    executor: str | None = None
     key_ttl_seconds: int | None = None
     hash_seed: str | None = None
 

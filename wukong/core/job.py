@@ -18,6 +18,7 @@ invocation can last fails the job with :class:`~wukong.errors.ComputeError` inst
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import shutil
@@ -25,12 +26,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import fields
+from types import ModuleType
 from typing import Any
 
 from wukong.backends.compute.base import ComputeBackend
 from wukong.config import LocalitySettings, MonitoringSettings
 from wukong.core import codec, records, timeline
-from wukong.core.centralized import CentralScheduler
 from wukong.core.dask_callbacks import DaskCallbacks
 from wukong.core.graph import TaskGraph
 from wukong.core.invocation import ExecutorOptions, Invocation, encode_payloads
@@ -47,6 +48,11 @@ logger = logging.getLogger("wukong.job")
 
 _POLL_SECONDS = 0.5
 HEARTBEAT_SECONDS = 5.0  # how often a waiting client refreshes its job's alive mark
+
+
+def _strawman() -> ModuleType:
+    """The centralized strawman: an experiment, imported only by the jobs that run it."""
+    return importlib.import_module("wukong.experiments.strawman")
 
 
 def alive_value(submitted: float, heartbeat: float) -> bytes:
@@ -90,7 +96,7 @@ class Job:
         self.locality, self.monitoring = locality, monitoring
         self.callbacks = callbacks
         self._task_blobs: list[bytes] = []  # task records read while the job ran (for callbacks)
-        self.central = CentralScheduler(plan) if centralized else None
+        self.central = _strawman().CentralScheduler(plan) if centralized else None
         self.scratch: list[str] = []  # directories its tasks made for each other, removed at the end
         self.keys = JobKeys(uuid.uuid4().hex[:16])
         self.report = JobReport(
@@ -128,7 +134,6 @@ class Job:
             max_payload_bytes=capabilities.max_payload_bytes,
             delivery=capabilities.delivery,
             bills_duration=capabilities.bills_duration,
-            can_pause=capabilities.can_pause,
             clustering=locality.clustering,
             big_object_bytes=locality.big_object_bytes,
             delayed_io_seconds=locality.delayed_io_seconds if locality.delayed_io else 0.0,
@@ -136,7 +141,7 @@ class Job:
             task_records=self.monitoring.task_records or self.callbacks is not None,
             log_lines=self.monitoring.log_lines,
             storage_bytes_per_second=capabilities.storage_bytes_per_second,
-            centralized=self.central is not None,
+            executor=None if self.central is None else _strawman().EXECUTOR,
             key_ttl_seconds=self.key_ttl,
             hash_seed=capabilities.hash_seed,
         )
@@ -318,18 +323,19 @@ class Job:
 
     def shape(self) -> JobShape:
         """What decides which keys this job may have written (see :data:`wukong.core.keys.KINDS`)."""
-        plan, capabilities, central = self.plan, self.compute.capabilities, self.central is not None
+        plan, capabilities = self.plan, self.compute.capabilities
+        strawman_stores = _strawman().stores_output if self.central is not None else None
         tasks = plan.tasks
         return JobShape(
             tasks=len(tasks),
             pages=len(plan.pages),
             fan_ins=tuple(task for task, p in enumerate(tasks) if len(p.inputs) > 1),
             fan_outs=tuple(task for task, p in enumerate(tasks) if len(p.dependents) > 1),
-            # Centralized executors store every output that anyone reads (see _report_done).
+            # Centralized executors store every output that anyone reads (see the strawman).
             stored_outputs=tuple(
                 task
                 for task, p in enumerate(tasks)
-                if p.store_output or (central and (p.dependents or p.is_result))
+                if p.store_output or (strawman_stores is not None and strawman_stores(p))
             ),
             metric_names=tuple(field.name for field in fields(Metrics)),
             delayed_io=self.locality.delayed_io,

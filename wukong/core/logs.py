@@ -67,9 +67,13 @@ def _install() -> None:
 
 
 @contextmanager
-def captured(lines: int) -> Iterator[deque[str]]:
-    """Collect the last ``lines`` log lines of this thread while the block runs (none for 0)."""
-    buffer: deque[str] = deque(maxlen=max(lines, 0))
+def captured(lines: int, buffer: deque[str] | None = None) -> Iterator[deque[str]]:
+    """Collect the last ``lines`` log lines of this thread while the block runs (none for 0).
+
+    They go to ``buffer`` when given (a parked executor that resumes goes on with its own).
+    """
+    if buffer is None:
+        buffer = deque(maxlen=max(lines, 0))
     if lines <= 0:
         yield buffer
         return

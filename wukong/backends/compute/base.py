@@ -8,7 +8,6 @@ Invocations are fire-and-forget; results travel through storage, never through t
 from __future__ import annotations
 
 import enum
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -53,12 +52,19 @@ class ExecutorContext(Protocol):
     def delivery(self) -> Delivery:
         """How this run of the invocation came to be (see :class:`Delivery`)."""
 
-    def pause(self, seconds: float) -> None:
-        """Wait ``seconds``; a backend that declares ``can_pause`` runs other invocations meanwhile."""
+    def park(self, resume: Callable[[], float | None]) -> bool:
+        """Take a waiting executor's continuation; whether the worker took it.
+
+        The executor has nothing to run but waits (delayed I/O). A worker that takes ``resume``
+        runs other invocations and calls it when due: ``resume()`` answers the seconds until its
+        next call, or ``None`` once the executor has ended (see
+        :class:`~wukong.backends.compute.parking.ParkingLot`). A worker that cannot returns
+        ``False``, and the executor waits in place.
+        """
 
 
 class BasicContext:
-    """The plain answers of an :class:`ExecutorContext`: a first delivery, a pause that sleeps.
+    """The plain answers of an :class:`ExecutorContext`: a first delivery, no parking.
 
     A backend's context subclasses it and adds ``invoke`` and ``remaining_seconds``, overriding
     what its capabilities ask for.
@@ -68,9 +74,9 @@ class BasicContext:
         """A first delivery of a one-off event."""
         return Delivery()
 
-    def pause(self, seconds: float) -> None:
-        """Sleep."""
-        time.sleep(seconds)
+    def park(self, resume: Callable[[], float | None]) -> bool:
+        """Decline: the executor waits in place."""
+        return False
 
 
 InvocationHandler = Callable[[bytes, ExecutorContext], None]
@@ -91,8 +97,6 @@ class ComputeCapabilities:
             context's ``delivery().event_id``, and a duplicate event ends without running anything.
         bills_duration: the platform bills executors by run time, so each adds its own to the
             job's usage, which :meth:`ComputeBackend.usage` prices.
-        can_pause: the executor context's ``pause(seconds)`` lets the worker run other
-            invocations while an executor waits (delayed I/O); without it a waiting executor sleeps.
         lost_after_seconds: the longest an invocation can run, the platform's own retries
             included. A job whose executors show no sign of life for longer has lost one (the
             platform gave up on it), and fails instead of waiting forever. ``None`` when the
@@ -117,7 +121,6 @@ class ComputeCapabilities:
     max_payload_bytes: int | None = None
     repeats_deliveries: bool = False
     bills_duration: bool = False
-    can_pause: bool = False
     lost_after_seconds: float | None = None
     storage_bytes_per_second: float | None = None
     retries_crashes: bool = False

@@ -16,7 +16,6 @@ import logging
 import os
 import queue
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any, Literal, Self
 
@@ -29,7 +28,8 @@ from wukong.backends.compute.base import (
     InvocationHandler,
 )
 from wukong.backends.compute.environment import executor_environment, hash_seed
-from wukong.backends.compute.process_pool import MAX_NESTED, ProcessPool, Speculation
+from wukong.backends.compute.parking import ParkingLot, Resume
+from wukong.backends.compute.process_pool import ProcessPool, Speculation
 from wukong.backends.options import BackendOptions
 from wukong.errors import ComputeError
 
@@ -81,14 +81,13 @@ class LocalOptions(BackendOptions):
 class _QueueContext(BasicContext):
     """The executor context of a worker thread: invoking is putting on the shared queue.
 
-    While an executor waits (delayed I/O), ``pause`` runs the next queued invocation in the same
-    thread, so two waiting executors do not block a pool of two.
+    An executor that waits (delayed I/O) parks with the thread, which runs the next queued
+    invocations meanwhile, so two waiting executors do not block a pool of two.
     """
 
-    def __init__(self, invocations: queue.SimpleQueue[Any], handler: InvocationHandler):
+    def __init__(self, invocations: queue.SimpleQueue[Any]):
         self._invocations = invocations
-        self._handler = handler
-        self._nested = 0
+        self.parked: ParkingLot[None] = ParkingLot()
 
     def invoke(self, payloads: Sequence[bytes]) -> None:
         put = self._invocations.put
@@ -98,24 +97,9 @@ class _QueueContext(BasicContext):
     def remaining_seconds(self) -> float | None:
         return None
 
-    def pause(self, seconds: float) -> None:
-        """Run one queued invocation if one comes within ``seconds``; else just wait."""
-        if self._nested >= MAX_NESTED:
-            time.sleep(seconds)
-            return
-        try:
-            payload = self._invocations.get(timeout=seconds)
-        except queue.Empty:
-            return
-        if payload is _STOP:
-            self._invocations.put(_STOP)  # for the thread's own loop, once this executor ends
-            time.sleep(seconds)
-            return
-        self._nested += 1
-        try:
-            _run(payload, self._handler, self)
-        finally:
-            self._nested -= 1
+    def park(self, resume: Resume) -> bool:
+        """Hold the executor until the thread has a moment for it."""
+        return self.parked.park(None, resume)
 
 
 def _run(payload: bytes, handler: InvocationHandler, context: _QueueContext) -> None:
@@ -128,10 +112,20 @@ def _run(payload: bytes, handler: InvocationHandler, context: _QueueContext) -> 
 
 
 def _serve(invocations: queue.SimpleQueue[Any], handler: InvocationHandler) -> None:
-    """Run payloads from the queue until the stop marker arrives."""
-    context = _QueueContext(invocations, handler)
-    while (payload := invocations.get()) is not _STOP:
+    """Run payloads from the queue, and resume parked executors, until the stop marker arrives."""
+    context = _QueueContext(invocations)
+    parked = context.parked
+    while True:
+        try:
+            payload = invocations.get(timeout=parked.seconds_to_next())
+        except queue.Empty:
+            parked.resume_due()
+            continue
+        if payload is _STOP:
+            parked.drain()
+            return
         _run(payload, handler, context)
+        parked.resume_due()
 
 
 class LocalCompute(ComputeBackend):
@@ -147,7 +141,6 @@ class LocalCompute(ComputeBackend):
         own_seed = not threads and self.options.start_method != "fork"
         self.capabilities = ComputeCapabilities(
             runs_in_client_process=threads,
-            can_pause=True,
             retries_crashes=not threads,
             speculates=not threads and self.options.speculate_after is not None,
             shares_filesystem=not self.options.share_nothing,

@@ -50,12 +50,12 @@ from typing import Any, NamedTuple
 
 from wukong.backends.compute.base import BasicContext, Delivery, InvocationHandler
 from wukong.backends.compute.environment import environment
+from wukong.backends.compute.parking import MAX_PARKED, ParkingLot, Resume
 from wukong.core import logs
 from wukong.errors import ComputeError
 
 logger = logging.getLogger("wukong.compute.local")
 
-MAX_NESTED = 32  # executors one worker holds in delayed I/O while it runs others (stack depth)
 _BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _SEEN_CAPACITY = 2_000_000  # payload digests kept to drop repeated invocations, in one busy spell
 _CREDIT, _INVOKE, _DONE, _STARTED = 0, 1, 2, 3  # what a worker tells the dispatcher
@@ -81,22 +81,25 @@ class PipeContext(BasicContext):
     """The executor context of a worker process: invoking is sending up the worker's pipe.
 
     Payloads arrive in batches (one when the pool is quiet, up to 64 when many wait), kept in a
-    local queue; the worker asks for the next batch as it starts the last one it holds. While an
-    executor waits (delayed I/O), ``pause`` runs the next payload in the same worker, so a pool of
-    two processes is not blocked by two waiting executors.
+    local queue; the worker asks for the next batch as it starts the last one it holds. An executor
+    that waits (delayed I/O) parks with the worker, which runs other payloads meanwhile and resumes
+    it when due, so a pool of two processes is not blocked by two waiting executors. A parked
+    payload counts as started until its executor ends.
     """
 
     def __init__(
         self, connection: Any, started: Any, finished: Any, handler: InvocationHandler, report_starts: bool
     ):
         self._connection = connection
-        self._started = started  # [depth, number of the outer payload, ..., of the innermost]
+        self._started = started  # [count, numbers of the payloads begun and not finished (parked too)]
         self._finished = finished  # [count, numbers of payloads finished and not yet reported]
         self._handler = handler
         self._report_starts = report_starts
         self._local: deque[tuple[int, bytes, bool, bool]] = deque()
+        self._parked: ParkingLot[int] = ParkingLot()
         self._asked = False
         self._stopping = False
+        self._current = 0
         self._retry = False
         self._backup = False
 
@@ -113,25 +116,27 @@ class PipeContext(BasicContext):
         """Whether the payload now starting is a retry (its worker died) or a speculative backup."""
         return Delivery(retry=self._retry, backup=self._backup)
 
-    def pause(self, seconds: float) -> None:
-        """Run the next payload if one is here or comes within ``seconds``; else just wait."""
-        if self._started[0] >= MAX_NESTED or self._stopping:
-            time.sleep(seconds)
-            return
-        if not self._local:
-            self._ask()
-            if not self._connection.poll(seconds) or not self._receive():
-                return
-        self._run(*self._local.popleft())
+    def park(self, resume: Resume) -> bool:
+        """Hold the running payload's executor, and resume it between other payloads."""
+        return self._parked.park(self._current, resume)
 
     def serve(self) -> None:
-        """Run payloads until the dispatcher says stop."""
-        while not self._stopping:
-            if not self._local:
-                self._ask()
-                if not self._receive():
-                    return
-            self._run(*self._local.popleft())
+        """Run payloads, and resume parked executors, until the dispatcher says stop."""
+        parked = self._parked
+        while True:
+            if self._local:
+                self._run(*self._local.popleft())
+                self._finish(parked.resume_due())
+                continue
+            if self._stopping:
+                self._finish(parked.drain())
+                return
+            self._ask()
+            wait = parked.seconds_to_next()
+            if wait is not None and not self._connection.poll(wait):
+                self._finish(parked.resume_due())
+                continue
+            self._receive()
 
     def _ask(self) -> None:
         if not self._asked:
@@ -142,22 +147,21 @@ class PipeContext(BasicContext):
     def _unreported(self) -> list[int]:
         return _listed(self._finished)
 
-    def _receive(self) -> bool:
-        """Take the next batch; ``False`` when the dispatcher says stop."""
+    def _receive(self) -> None:
+        """Take the next batch, or learn that the dispatcher says stop."""
         batch = self._connection.recv()
         self._asked = False
         if batch is None:
-            self._stopping = True  # a paused executor's worker stops once the waiting ones end
-            return False
-        self._local.extend(batch)
-        return True
+            self._stopping = True  # the worker stops once its parked executors end
+        else:
+            self._local.extend(batch)
 
     def _run(self, number: int, payload: bytes, retry: bool, backup: bool) -> None:
         started = self._started
-        depth = started[0] + 1
-        started[depth] = number
-        started[0] = depth  # named before it starts: a death from here on retries it
-        self._retry, self._backup = retry, backup
+        count = started[0] + 1
+        started[count] = number
+        started[0] = count  # named before it starts: a death from here on retries it
+        self._current, self._retry, self._backup = number, retry, backup
         if self._report_starts:
             self._connection.send((_STARTED, number))
         if not self._local:
@@ -168,12 +172,20 @@ class PipeContext(BasicContext):
             # The handler reports task and storage errors to the job itself; an error that escapes
             # it is a bug in wukong, logged so the worker stays up for the next invocation.
             logger.exception("executor failed outside any task")
-        finally:
-            finished = self._finished
+        if number not in self._parked:
+            self._finish([number])
+
+    def _finish(self, numbers: list[int]) -> None:
+        """Name ``numbers`` as finished, then no longer as started; report them when it is time."""
+        started, finished = self._started, self._finished
+        for number in numbers:
             count = finished[0] + 1
             finished[count] = number
             finished[0] = count  # named as finished before it stops being named as started
-            started[0] = depth - 1
+            held = _listed(started)
+            at = held.index(number) + 1
+            started[at] = started[started[0]]  # a death between these two writes: still finished
+            started[0] -= 1
             # Reports wait for the next request while the worker has payloads queued; a worker
             # that runs out reports at once, since the dispatcher hands new payloads to the worker
             # holding the fewest, and a stale count would send them to a busy one. Speculation
@@ -356,7 +368,7 @@ class ProcessPool:
         # every copy of the client's end is closed: a worker forked later (start_method="fork")
         # closes the copy it inherits. Spawned workers inherit no such copy.
         multiprocessing.util.register_after_fork(ours, _close_connection)
-        started = self._context.RawArray("q", MAX_NESTED + 2)
+        started = self._context.RawArray("q", MAX_PARKED + 2)  # the running payload, the parked
         finished = self._context.RawArray("q", _FINISHED_CAPACITY + 1)
         report_starts = self._speculation is not None
         process = self._context.Process(
