@@ -11,7 +11,7 @@ import pytest
 
 import wukong
 from tests.conftest import installed_plugin
-from wukong.backends.storage.base import StorageBackend, StorageCapabilities
+from wukong.backends.storage.base import ObjectStorageBackend, StorageBackend, StorageCapabilities
 from wukong.cli import main
 from wukong.plugins import BackendEntry, get_plugin_manager, reset_plugin_manager
 from wukong.plugins.hookspecs import hookimpl
@@ -136,10 +136,47 @@ class _NoListing(StorageBackend):
     def delete_many(self, keys) -> None: ...
 
 
+class _HalfBatched(StorageBackend):
+    """Coordinates, and declares the batched writes with only one of them."""
+
+    name = "half-batched"
+    capabilities = StorageCapabilities(batched_writes=True)
+
+    def check(self) -> None: ...
+    def put(self, key: str, value: bytes) -> None: ...
+    def get_many(self, keys): ...
+    def delete_many(self, keys) -> None: ...
+    def list_keys(self, prefix: str) -> list[str]: ...
+    def set_bit_and_count(self, key: str, bit: int) -> int: ...
+    def count_bits(self, key: str) -> int: ...
+    def increment(self, key: str, amount: int) -> int: ...
+    def append(self, key: str, record: bytes) -> None: ...
+    def pop_all(self, key: str, timeout: float) -> list[bytes]: ...
+    def put_and_count(self, items, counters) -> list[int]: ...
+
+
+class _CountingObjects(ObjectStorageBackend):
+    """An object store only (no coordination methods at all) that declares atomic counters."""
+
+    name = "counting-objects"
+    capabilities = StorageCapabilities(atomic_counters=True)
+
+    def check(self) -> None: ...
+    def put(self, key: str, value: bytes) -> None: ...
+    def get_many(self, keys): ...
+    def delete_many(self, keys) -> None: ...
+    def list_keys(self, prefix: str) -> list[str]: ...
+
+
 class _BrokenStores:
     @hookimpl
     def wukong_register_storage_backends(self):
-        return [BackendEntry("half", _HalfStore), BackendEntry("no-listing", _NoListing)]
+        return [
+            BackendEntry("half", _HalfStore),
+            BackendEntry("no-listing", _NoListing),
+            BackendEntry("half-batched", _HalfBatched),
+            BackendEntry("counting-objects", _CountingObjects),
+        ]
 
 
 @pytest.mark.parametrize(
@@ -154,8 +191,23 @@ class _BrokenStores:
             {"storage": "redis://127.0.0.1:1/0", "data_storage": "no-listing"},
             "storage backend 'no-listing' from plugin 'broken-stores' .*does not implement list_keys",
         ),
+        (
+            {"storage": "half-batched"},
+            "storage backend 'half-batched' from plugin 'broken-stores' .*declares batched_writes "
+            "without put_count_and_read, append_and_increment",
+        ),
+        (
+            {"storage": "counting-objects"},
+            "storage backend 'counting-objects' from plugin 'broken-stores' .*declares atomic_counters "
+            "without set_bit_and_count, count_bits, increment, append, pop_all",
+        ),
     ],
-    ids=["capability-without-methods", "missing-operation"],
+    ids=[
+        "capability-without-methods",
+        "missing-operation",
+        "fast-path-without-methods",
+        "object-store-counting",
+    ],
 )
 def test_a_store_missing_operations_fails_the_client_at_start(settings, said):
     manager = get_plugin_manager()

@@ -13,8 +13,8 @@ than once, and each way needs its own care:
   count-out; the retry counts in only what is not marked, and ends at once if the attempt had
   counted itself out.
 * **Speculative backups** (the local pool starts a second attempt of a straggler while the first
-  still runs): the two race. Every count goes through :meth:`StorageBackend.increment_once`, so
-  of the two exactly one counts each hand-off's successors in and one adds the metrics (the first
+  still runs): the two race. Every count goes through the store's ``increment_once``, so of the
+  two exactly one counts each hand-off's successors in and one adds the metrics (the first
   to finish: it wins). Each attempt covers itself in the live count, so that no key is removed
   while either runs: the first attempt is covered by its invoker's count-in, the backup counts
   itself in as it starts, if the job is still alive. Each releases its own cover when it ends,
@@ -30,6 +30,7 @@ from typing import Any
 
 from wukong.backends.compute.base import ExecutorContext
 from wukong.backends.storage.base import StorageBackend
+from wukong.core import batches
 from wukong.core.invocation import Invocation
 from wukong.core.keys import JobKeys
 from wukong.errors import ComputeError, JobEndedError, StorageError
@@ -79,8 +80,9 @@ class Attempt:
     def count_out(self, counters: dict[str, int]) -> dict[str, int] | None:
         """``counters`` and this executor's count-out, to apply in one batch; ``None`` under speculation.
 
-        The executor may send them with its last count (see :meth:`StorageBackend.put_count_and_read`)
-        and set :attr:`ended` if the store applied them. A speculative attempt ends by a race, apart.
+        The executor may send them with its last count (see
+        :meth:`~wukong.core.stores.Stores.put_count_and_read`) and set :attr:`ended` if the store
+        applied them. A speculative attempt ends by a race, apart.
         """
         if self.model.races:
             return None
@@ -106,12 +108,15 @@ class Attempt:
             logger.exception("job %s: cannot count the executor of task %d out", keys.job, self.task)
 
     def _count_out(self, counters: dict[str, int], task_records: bytes | None) -> None:
-        """Records, metrics and count-out in one batch; without the records if they do not fit."""
+        """Records, metrics and count-out in one batch; without the records if they do not fit.
+
+        One round trip where the store has the fast path; else the append, then the amounts.
+        """
         if task_records is None:
             self.metadata.increment_many(counters)
             return
         try:
-            self.metadata.append_and_increment(self.keys.task_records, task_records, counters)
+            batches.append_and_increment(self.metadata, self.keys.task_records, task_records, counters)
         except JobEndedError:
             raise
         except StorageError:

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from wukong.backends.compute.base import ComputeBackend
-from wukong.backends.storage.base import StorageBackend
+from wukong.backends.storage.base import ObjectStorageBackend
 from wukong.errors import ConfigError
 from wukong.plugins.contract import abstract_methods, unimplemented_capabilities
 from wukong.plugins.registry import BackendKind, BackendRegistry, backend_registry
@@ -23,7 +23,7 @@ def _instantiate(kind: BackendKind, name: str, options: dict[str, Any]) -> Any:
         backend = backend_class(**options)
     except ValidationError as error:
         raise ConfigError(f"invalid options for {kind} backend {name!r}:\n{error}") from None
-    if isinstance(backend, StorageBackend):
+    if isinstance(backend, ObjectStorageBackend):
         missing = unimplemented_capabilities(backend)
         if missing:
             said = "; ".join(f"{cap} without {', '.join(methods)}" for cap, methods in missing.items())
@@ -40,7 +40,7 @@ def _broken(registry: BackendRegistry, name: str, what: str) -> ConfigError:
     )
 
 
-def create_storage(name: str, options: dict[str, Any]) -> StorageBackend:
+def create_storage(name: str, options: dict[str, Any]) -> ObjectStorageBackend:
     """Create the store ``name`` (or the one serving URL ``name``) with ``options``."""
     if "://" in name:
         options = {"url": name, **options}

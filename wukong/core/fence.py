@@ -14,15 +14,20 @@ between its write and its check leaves a key, and that key expires with the job'
 where the store can expire keys (``wukong gc`` removes it where it cannot).
 
 The price is one read of the mark per write batch: executors batch their writes (an output with
-its counters, the count-out with the metrics), so it is one round trip per task or less.
+its counters, the count-out with the metrics), so it is one round trip per task or less. That holds
+for a store without fast paths too: the view offers the batches itself (it declares
+``batched_writes`` whenever its store coordinates), takes them as the store can
+(:mod:`wukong.core.batches`), and checks once after each.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from wukong.backends.storage.base import StorageBackend
+from wukong.backends.storage.base import Counted, CountOut, ObjectStorageBackend, StorageBackend
+from wukong.core import batches
 from wukong.errors import JobEndedError
 
 
@@ -30,14 +35,19 @@ class CheckedWrites(StorageBackend):
     """A view of ``store`` whose every write is checked against ``alive`` in ``marks`` afterwards.
 
     ``marks`` is the job's metadata store (``store`` itself, or the store beside a data store).
-    Reads go straight to ``store``; closing the view closes nothing.
+    Reads go straight to ``store``; closing the view closes nothing. The coordination methods are
+    there for a coordinating ``store`` only; for one that coordinates the view also has the batched
+    writes, whether ``store`` has them or not, so each batch costs one check.
     """
 
-    def __init__(self, store: StorageBackend, marks: StorageBackend, alive: str):  # no options of its own
-        self.store, self.marks, self.alive = store, marks, alive
+    def __init__(self, store: ObjectStorageBackend, marks: ObjectStorageBackend, alive: str):  # no options
+        self.store: Any = store  # a StorageBackend when it coordinates
+        self.marks, self.alive = marks, alive
         self.name = store.name  # type: ignore[misc]
         self.options = store.options
-        self.capabilities = store.capabilities
+        self.capabilities = dataclasses.replace(
+            store.capabilities, batched_writes=store.capabilities.atomic_counters
+        )
 
     def _check(self, written: Iterable[str]) -> None:
         """Raise :class:`JobEndedError`, after removing ``written``, if the job has ended."""
@@ -58,10 +68,26 @@ class CheckedWrites(StorageBackend):
             self._check(items)
 
     def put_and_count(self, items: Mapping[str, Any], counters: Sequence[tuple[str, int]]) -> list[int]:
-        """Write and count, then check."""
-        counts = self.store.put_and_count(items, counters)
+        """Write and count (in one batch where the store can), then check once."""
+        counts = batches.put_and_count(self.store, items, counters)
         self._check([*items, *(key for key, _ in counters)])
         return counts
+
+    def put_count_and_read(
+        self,
+        items: Mapping[str, Any],
+        counter: tuple[str, int],
+        complete: int,
+        reads: Sequence[str],
+        count_out: CountOut | None = None,
+    ) -> Counted:
+        """Write and count, maybe read or count out (where the store can), then check once."""
+        counted = batches.put_count_and_read(self.store, items, counter, complete, reads, count_out)
+        written = [*items, counter[0]]
+        if counted.ended and count_out is not None:
+            written += [count_out.records_key, *count_out.amounts]
+        self._check(written)
+        return counted
 
     def set_bit_and_count(self, key: str, bit: int) -> int:
         """Count, then check."""
@@ -95,8 +121,8 @@ class CheckedWrites(StorageBackend):
         self._check([key])
 
     def append_and_increment(self, key: str, record: bytes, amounts: Mapping[str, int]) -> None:
-        """Append and add, then check."""
-        self.store.append_and_increment(key, record, amounts)
+        """Append and add (in one batch where the store can), then check once."""
+        batches.append_and_increment(self.store, key, record, amounts)
         self._check([key, *amounts])
 
     # Reads and removals need no check.

@@ -6,7 +6,9 @@ holds task outputs, which need throughput. Most set-ups name one store and it pl
 store without atomic counters (S3) can only be a data store and needs a metadata store beside it.
 
 Write before count across two stores: :meth:`Stores.put_and_count` waits until the data store has
-acknowledged every object before it touches a counter in the metadata store.
+acknowledged every object before it touches a counter in the metadata store. Within the metadata
+store, the batches go through :mod:`wukong.core.batches`: the store's one-round-trip form where it
+declares ``batched_writes``, else the plain operations in the protocol's order.
 
 Executors and the client write through the job's view of the stores (:meth:`Stores.scoped`): each
 key written expires after the job's ``key_ttl``, and no write lands once the job's alive mark is
@@ -23,9 +25,10 @@ import pickle
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from wukong.backends.storage.base import Counted, CountOut, StorageBackend, WriteScope
+from wukong.backends.storage.base import Counted, CountOut, ObjectStorageBackend, StorageBackend, WriteScope
+from wukong.core import batches
 from wukong.core.backends import create_storage
 from wukong.core.fence import CheckedWrites
 from wukong.errors import ConfigError
@@ -33,10 +36,15 @@ from wukong.errors import ConfigError
 
 @dataclass(frozen=True, eq=False)
 class Stores:
-    """The metadata store and the data store of a job; the same object when one store does both."""
+    """The metadata store and the data store of a job; the same object when one store does both.
+
+    The metadata store coordinates (:class:`~wukong.backends.storage.base.CoordinationStore`) and
+    keeps objects; the data store need only keep objects. :meth:`validate` says so when the one
+    named as the metadata store cannot coordinate.
+    """
 
     metadata: StorageBackend
-    data: StorageBackend
+    data: ObjectStorageBackend
 
     @classmethod
     def open(
@@ -45,7 +53,8 @@ class Stores:
         data: tuple[str, dict[str, Any]] | None = None,
     ) -> Stores:
         """Create the stores from ``(name or URL, options)`` pairs; no ``data`` means one store."""
-        metadata_store = create_storage(*metadata)
+        # The metadata store coordinates if validate() passes (the client calls it at once).
+        metadata_store = cast(StorageBackend, create_storage(*metadata))
         if data is None:
             return cls(metadata_store, metadata_store)
         try:
@@ -118,10 +127,10 @@ class Stores:
     def put_and_count(self, items: Mapping[str, Any], counters: Sequence[tuple[str, int]]) -> list[int]:
         """Store ``items`` in the data store, then set the counters' bits; return the counts."""
         if self.single:
-            return self.metadata.put_and_count(items, counters)
+            return batches.put_and_count(self.metadata, items, counters)
         if items:
             self.data.put_many(items)
-        return self.metadata.put_and_count({}, counters)
+        return batches.put_and_count(self.metadata, {}, counters)
 
     def put_count_and_read(
         self,
@@ -132,7 +141,7 @@ class Stores:
         keys: Sequence[str],
         count_out: CountOut | None = None,
     ) -> Counted:
-        """:meth:`StorageBackend.put_count_and_read` across the two stores.
+        """:meth:`~wukong.backends.storage.base.BatchedWrites.put_count_and_read` across the two stores.
 
         The values it returns are the objects under ``keys``, read only if one store plays both
         roles and the job is not marked failed (else read them with :meth:`read_inputs`).
@@ -140,9 +149,9 @@ class Stores:
         if not self.single:  # the data first (write before count); the count may carry the count-out
             if items:
                 self.data.put_many(items)
-            return self.metadata.put_count_and_read({}, counter, complete, [], count_out)
+            return batches.put_count_and_read(self.metadata, {}, counter, complete, [], count_out)
         reads = [failed_key, *keys] if keys else []
-        counted = self.metadata.put_count_and_read(items, counter, complete, reads, count_out)
+        counted = batches.put_count_and_read(self.metadata, items, counter, complete, reads, count_out)
         if counted.values is None or counted.values[0] is not None:
             return counted._replace(values=None)
         return counted._replace(values=counted.values[1:])

@@ -10,11 +10,16 @@ instead, and overrides ``job_settings`` to name a metadata store for the end-to-
         def storage_config(self, my_server):
             return "mystore", {"url": my_server.url}
 
-The suite checks objects (0 bytes to 256 MB, batches, missing keys, deletes), key prefixes kept
+The suite checks that a store has the methods of what it declares (:class:`ObjectStore`, and
+:class:`CoordinationStore` and :class:`BatchedWrites` when it declares ``atomic_counters`` and
+``batched_writes``), objects (0 bytes to 256 MB, batches, missing keys, deletes), key prefixes kept
 apart, counters under concurrent updates from several processes (no lost count, no double count,
-retries idempotent), the record list, that a job, finished or failed, leaves no key behind, that no
-write through a job's view lands once the job's alive mark is gone (however the writes race the
-end), and that keys expire on a store that declares ``expiring_keys``.
+retries idempotent), the record list, the executor protocol's write batches (through the store's
+fast paths or the core's fallbacks, as the core would send them), that a job, finished or failed,
+leaves no key behind, that no write through a job's view lands once the job's alive mark is gone
+(however the writes race the end), and that keys expire on a store that declares ``expiring_keys``.
+:class:`ObjectConformance` holds the object-store checks, which every store passes;
+:class:`StorageConformance` adds the coordination checks.
 """
 
 from __future__ import annotations
@@ -31,7 +36,16 @@ from typing import Any
 
 import pytest
 
-from wukong.backends.storage.base import CountOut, StorageBackend, WriteScope
+from wukong.backends.storage.base import (
+    BatchedWrites,
+    CoordinationStore,
+    CountOut,
+    ObjectStorageBackend,
+    ObjectStore,
+    StorageBackend,
+    WriteScope,
+)
+from wukong.core import batches
 from wukong.core.backends import create_storage
 from wukong.core.stores import Stores
 from wukong.errors import JobEndedError, StorageError
@@ -88,12 +102,15 @@ def _blob(size: int) -> bytes:
 _JOB_WRITES: list[tuple[str, Any]] = [
     ("put", lambda view, prefix: view.put(prefix + "o/1", b"x")),
     ("put_many", lambda view, prefix: view.put_many({prefix + "o/2": b"x", prefix + "o/3": b"y"})),
-    ("put_and_count", lambda view, prefix: view.put_and_count({prefix + "o/4": b"x"}, [(prefix + "c/4", 3)])),
+    (
+        "put_and_count",
+        lambda view, prefix: batches.put_and_count(view, {prefix + "o/4": b"x"}, [(prefix + "c/4", 3)]),
+    ),
     ("set_bit_and_count", lambda view, prefix: view.set_bit_and_count(prefix + "c/5", 7)),
     (
         "put_count_and_read",
-        lambda view, prefix: view.put_count_and_read(
-            {prefix + "o/6": b"x"}, (prefix + "c/6", 2), 1, [prefix + "o/6"]
+        lambda view, prefix: batches.put_count_and_read(
+            view, {prefix + "o/6": b"x"}, (prefix + "c/6", 2), 1, [prefix + "o/6"]
         ),
     ),
     ("increment", lambda view, prefix: view.increment(prefix + "live", 1)),
@@ -101,7 +118,7 @@ _JOB_WRITES: list[tuple[str, Any]] = [
     ("append", lambda view, prefix: view.append(prefix + "records", b"r")),
     (
         "append_and_increment",
-        lambda view, prefix: view.append_and_increment(prefix + "tasks", b"t", {prefix + "m/b": 1}),
+        lambda view, prefix: batches.append_and_increment(view, prefix + "tasks", b"t", {prefix + "m/b": 1}),
     ),
 ]
 _CONDITIONAL_WRITE = (
@@ -125,7 +142,7 @@ def _raise(value: Any) -> Any:
 
 
 class ObjectConformance:
-    """The checks every store passes: objects, key prefixes, and jobs that leave nothing behind."""
+    """The object-store checks every store passes: objects, key prefixes, jobs that leave nothing behind."""
 
     @pytest.fixture
     def storage_config(self) -> StorageConfig:
@@ -155,6 +172,9 @@ class ObjectConformance:
         return {"storage": name, "storage_options": options}
 
     # Objects
+
+    def test_is_an_object_store(self, store: ObjectStorageBackend) -> None:
+        assert isinstance(store, ObjectStore)
 
     def test_check_answers(self, store: StorageBackend) -> None:
         store.check()
@@ -264,7 +284,19 @@ class ObjectConformance:
 
 
 class StorageConformance(ObjectConformance):
-    """Every check, for a store with atomic counters (one that can be a job's metadata store)."""
+    """The object-store and the coordination checks, for a store with atomic counters.
+
+    Such a store can be a job's metadata store.
+    """
+
+    def test_implements_what_it_declares(self, store: StorageBackend, prefix: str) -> None:
+        assert store.capabilities.atomic_counters
+        assert isinstance(store, CoordinationStore)
+        view = store.scoped(WriteScope(prefix + "alive", ttl_seconds=60))
+        for each in (store, view):
+            assert each.capabilities.batched_writes == store.capabilities.batched_writes
+            if each.capabilities.batched_writes:
+                assert isinstance(each, BatchedWrites), f"{each!r} declares batched_writes without them"
 
     def test_counter_bits_count_once(self, store: StorageBackend, prefix: str) -> None:
         key = prefix + "c"
@@ -273,7 +305,9 @@ class StorageConformance(ObjectConformance):
         assert store.set_bit_and_count(key, 0) == 2
         assert store.set_bit_and_count(key, 1000) == 3
         # A bit set again answers what its first setting did, not the count now.
-        assert store.put_and_count({prefix + "o": b"x"}, [(key, 3), (key, 7), (prefix + "d", 0)]) == [
+        assert batches.put_and_count(
+            store, {prefix + "o": b"x"}, [(key, 3), (key, 7), (prefix + "d", 0)]
+        ) == [
             1,
             4,
             1,
@@ -290,18 +324,18 @@ class StorageConformance(ObjectConformance):
         key, reads = prefix + "c", [prefix + "in/1", prefix + "gone"]
         out = CountOut(prefix + "tasks", b"t", {prefix + "m": 3, prefix + "live": -1})
 
-        first = view.put_count_and_read({prefix + "o": b"x"}, (key, 4), 2, reads, out)
+        first = batches.put_count_and_read(view, {prefix + "o": b"x"}, (key, 4), 2, reads, out)
         assert (first.count, first.values) == (1, None)
         figures = [store.increment(prefix + name, 0) for name in ("m", "live")]
         records = store.pop_all(prefix + "tasks", 0)
         # The count did not complete the counter: the count-out went with it, or nothing did.
         assert (figures, records) == (([3, 0], [b"t"]) if first.ended else ([0, 1], []))
 
-        second = view.put_count_and_read({}, (key, 9), 2, reads, out)
+        second = batches.put_count_and_read(view, {}, (key, 9), 2, reads, out)
         assert (second.count, second.ended) == (2, False), "a count that completes counted out"
         assert second.values in (None, [b"first", None]), "it read the wrong values, or not in order"
         # A bit set again answers its first count, and a replay that completes reads as the first did.
-        assert view.put_count_and_read({}, (key, 9), 2, reads) == second
+        assert batches.put_count_and_read(view, {}, (key, 9), 2, reads) == second
         assert store.count_bits(key) == 2
         assert store.get(prefix + "o") == b"x"
 
@@ -356,8 +390,8 @@ class StorageConformance(ObjectConformance):
 
     def test_append_and_increment_appends_then_counts(self, store: StorageBackend, prefix: str) -> None:
         store.increment(prefix + "live", 2)
-        store.append_and_increment(prefix + "tasks", b"rows", {prefix + "m": 4, prefix + "live": -1})
-        store.append_and_increment(prefix + "tasks", b"more", {prefix + "m": 1, prefix + "live": -1})
+        batches.append_and_increment(store, prefix + "tasks", b"rows", {prefix + "m": 4, prefix + "live": -1})
+        batches.append_and_increment(store, prefix + "tasks", b"more", {prefix + "m": 1, prefix + "live": -1})
         assert store.pop_all(prefix + "tasks", timeout=1) == [b"rows", b"more"]
         assert [store.increment(prefix + name, 0) for name in ("m", "live")] == [5, 0]
 
@@ -496,8 +530,9 @@ class DataStoreConformance(ObjectConformance):
         """Client settings with this store as ``data_storage``; subclasses must name a metadata store."""
         raise NotImplementedError("override job_settings to pair a data-only store with a metadata store")
 
-    def test_declares_no_counters(self, store: StorageBackend) -> None:
+    def test_declares_no_counters(self, store: ObjectStorageBackend) -> None:
         assert not store.capabilities.atomic_counters
+        assert not store.capabilities.batched_writes
 
     @pytest.mark.parametrize(
         "operation",
@@ -510,6 +545,11 @@ class DataStoreConformance(ObjectConformance):
         ],
         ids=["set_bit_and_count", "increment", "count_bits", "append", "pop_all"],
     )
-    def test_refuses_counters_saying_why(self, store: StorageBackend, operation: Any) -> None:
+    def test_refuses_counters_saying_why(self, store: ObjectStorageBackend, operation: Any) -> None:
+        """An object store only has no such method; one built on :class:`StorageBackend` refuses."""
+        if not isinstance(store, CoordinationStore):
+            with pytest.raises(AttributeError):
+                operation(store)
+            return
         with pytest.raises(StorageError, match="no atomic counters"):
             operation(store)

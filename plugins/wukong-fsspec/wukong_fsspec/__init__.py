@@ -26,7 +26,7 @@ from pydantic import Field
 
 import wukong
 from wukong.backends.options import BackendOptions
-from wukong.backends.storage import StorageBackend, StorageCapabilities
+from wukong.backends.storage import ObjectStorageBackend, StorageCapabilities
 from wukong.backends.storage.base import translate_errors
 from wukong.plugins import BackendEntry
 
@@ -47,8 +47,8 @@ class FsspecOptions(BackendOptions):
     storage_options: dict[str, Any] = Field(default_factory=dict)
 
 
-class FsspecStorage(StorageBackend):
-    """Objects as files under one directory of an fsspec filesystem."""
+class FsspecStorage(ObjectStorageBackend):
+    """Objects as files under one directory of an fsspec filesystem (an object store only)."""
 
     name = "fsspec"
     Options = FsspecOptions

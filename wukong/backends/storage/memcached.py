@@ -20,6 +20,10 @@ lifetime (memcached's own expiry). Memcached cannot check a job's alive mark bes
 core checks after each write instead and undoes a write that came after the job's end
 (:mod:`wukong.core.fence`).
 
+A counter's compare-and-swap needs round trips of its own, so the store declares no
+``batched_writes``: the core sends the executor protocol's write batches as their plain operations
+(:mod:`wukong.core.batches`).
+
 Memcached evicts items when it runs out of memory; run it with ``-M`` (refuse writes instead) and
 enough ``-m`` for a job's objects, or a job fails with a clear "evicted" error.
 """

@@ -6,12 +6,17 @@ the scope's lifetime in the same script. Objects over 64 KiB, which a script wou
 as plain ``SET ... PX`` instead, followed in the same pipeline by a guarded script (a counter's) or
 a look at the mark; a writer that finds the mark gone removes what it wrote. Either way a write made
 after the job ended leaves nothing, at no extra round trip.
+
+The commands on one key each live in :class:`RedisStoreBase`, which the single-server store and the
+cluster store (:mod:`wukong.backends.storage.redis_cluster`) both build on; each writes its batches
+(:class:`~wukong.backends.storage.base.BatchedWrites`) its own way.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+from abc import abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -239,33 +244,30 @@ class RedisOptions(RedisConnectionOptions):
 translated = translate_errors(redis.RedisError, RedisClusterException)
 
 
-class RedisStorage(StorageBackend):
-    """A Redis server given by URL."""
+class RedisStoreBase(StorageBackend):
+    """What the Redis stores share, on one server or on a cluster: the commands on one key each.
 
-    name = "redis"
+    Subclasses connect (:meth:`_connect`), declare their capabilities (:meth:`_capabilities`) and
+    write their batches their own way: one server runs a pipeline or a script over any keys, in
+    order; on a cluster a script stays within one hash slot and a pipeline's commands to different
+    nodes may land in any order. Every Redis store has the batched writes.
+    """
+
     Options = RedisOptions
-    _one_node = True  # a script may touch any key (not so on a cluster)
 
     def __init__(self, **options: Any):
         super().__init__(**options)
-        self.capabilities = StorageCapabilities(
-            max_object_bytes=self.options.max_object_bytes,
-            conditional_increments=self._one_node,
-            fenced_writes=self._one_node,
-            expiring_keys=True,
-        )
+        self.capabilities = self._capabilities()
         self._client = self._connect()
         self._set_bit_and_count = self._client.register_script(SET_BIT_AND_COUNT)
 
+    @abstractmethod
     def _connect(self) -> Any:
-        """The redis-py client; connections open lazily, on the first command."""
-        pool = redis.ConnectionPool.from_url(
-            self.url,
-            socket_timeout=self.options.socket_timeout,
-            socket_connect_timeout=self.options.connect_timeout,
-            command_packer=_command_packer(),
-        )
-        return redis.Redis(connection_pool=pool)
+        """The redis-py client."""
+
+    @abstractmethod
+    def _capabilities(self) -> StorageCapabilities:
+        """What this store can do, given its options."""
 
     @property
     def url(self) -> str:
@@ -287,22 +289,9 @@ class RedisStorage(StorageBackend):
         self._client.set(key, value)
 
     @translated
-    def put_many(self, items: Mapping[str, bytes]) -> None:
-        """MSET the objects in one command."""
-        if items:
-            self._client.mset(dict(items))
-
-    @translated
     def get(self, key: str) -> bytes | None:
         """GET the object."""
         return self._client.get(key)
-
-    @translated
-    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        """MGET the objects in one command."""
-        if not keys:
-            return []
-        return self._client.mget(keys)
 
     @translated
     def delete_many(self, keys: Iterable[str]) -> None:
@@ -325,49 +314,6 @@ class RedisStorage(StorageBackend):
     def count_bits(self, key: str) -> int:
         """HLEN."""
         return int(self._client.hlen(key))
-
-    @translated
-    def increment_many(self, amounts: Mapping[str, int]) -> None:
-        """INCRBY each, in order, in one script: one command costs less than a pipeline of several."""
-        self._client.execute_command("EVAL", INCREMENT_MANY, len(amounts), *amounts, *amounts.values())
-
-    @translated
-    def increment_once(
-        self, guard: str, amounts: Mapping[str, int], *, while_positive: str | None = None
-    ) -> bool:
-        """Check the condition, SET NX the guard, then INCRBY each counter, in one script."""
-        condition = guard if while_positive is None else while_positive
-        reply = self._client.execute_command(
-            "EVAL",
-            INCREMENT_ONCE,
-            2 + len(amounts),
-            guard,
-            condition,
-            *amounts,
-            int(while_positive is not None),
-            *amounts.values(),
-        )
-        return bool(reply)
-
-    @translated
-    def append_and_increment(self, key: str, record: bytes, amounts: Mapping[str, int]) -> None:
-        """RPUSH, then INCRBY each counter in order, in one script."""
-        self._client.execute_command(
-            "EVAL", APPEND_AND_INCREMENT, 1 + len(amounts), key, *amounts, record, *amounts.values()
-        )
-
-    @translated
-    def put_and_count(self, items: Mapping[str, bytes], counters: Sequence[tuple[str, int]]) -> list[int]:
-        """One pipeline: the writes, then the counter scripts; Redis runs them in this order."""
-        pipe = self._client.pipeline(transaction=False)
-        for key, value in items.items():
-            pipe.set(key, value)
-        for key, bit in counters:
-            # EVAL, not a Script object: in a pipeline redis-py checks that a script exists with an
-            # extra round trip first. The server caches the compiled script by its hash anyway.
-            pipe.eval(SET_BIT_AND_COUNT, 1, key, bit)
-        replies = pipe.execute()
-        return [int(count) for count in replies[len(items) :]]
 
     @translated
     def increment(self, key: str, amount: int) -> int:
@@ -413,15 +359,119 @@ class RedisStorage(StorageBackend):
             pipe.memory_usage(key, samples=0)
         return list(pipe.execute())
 
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+    @abstractmethod
+    def put_and_count(self, items: Mapping[str, bytes], counters: Sequence[tuple[str, int]]) -> list[int]:
+        """See :meth:`BatchedWrites.put_and_count`."""
+
+    def put_count_and_read(
+        self,
+        items: Mapping[str, bytes],
+        counter: tuple[str, int],
+        complete: int,
+        reads: Sequence[str],
+        count_out: CountOut | None = None,
+    ) -> Counted:
+        """The count alone, in :meth:`put_and_count`'s round trip: it declines to read or count out.
+
+        A job's view of one server (:class:`ScopedRedisStorage`) does both in the same script.
+        """
+        return Counted(self.put_and_count(items, [counter])[0], None, False)
+
+    @abstractmethod
+    def append_and_increment(self, key: str, record: bytes, amounts: Mapping[str, int]) -> None:
+        """See :meth:`BatchedWrites.append_and_increment`."""
+
+
+class RedisStorage(RedisStoreBase):
+    """A Redis server given by URL."""
+
+    name = "redis"
+
+    def _capabilities(self) -> StorageCapabilities:
+        """One server runs a script on any keys: the conditional increment and fenced writes too."""
+        return StorageCapabilities(
+            max_object_bytes=self.options.max_object_bytes,
+            conditional_increments=True,
+            fenced_writes=True,
+            expiring_keys=True,
+            batched_writes=True,
+        )
+
+    def _connect(self) -> Any:
+        """The redis-py client; connections open lazily, on the first command."""
+        pool = redis.ConnectionPool.from_url(
+            self.url,
+            socket_timeout=self.options.socket_timeout,
+            socket_connect_timeout=self.options.connect_timeout,
+            command_packer=_command_packer(),
+        )
+        return redis.Redis(connection_pool=pool)
+
+    @translated
+    def put_many(self, items: Mapping[str, bytes]) -> None:
+        """MSET the objects in one command."""
+        if items:
+            self._client.mset(dict(items))
+
+    @translated
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """MGET the objects in one command."""
+        if not keys:
+            return []
+        return self._client.mget(keys)
+
+    @translated
+    def increment_many(self, amounts: Mapping[str, int]) -> None:
+        """INCRBY each, in order, in one script: one command costs less than a pipeline of several."""
+        self._client.execute_command("EVAL", INCREMENT_MANY, len(amounts), *amounts, *amounts.values())
+
+    @translated
+    def increment_once(
+        self, guard: str, amounts: Mapping[str, int], *, while_positive: str | None = None
+    ) -> bool:
+        """Check the condition, SET NX the guard, then INCRBY each counter, in one script."""
+        condition = guard if while_positive is None else while_positive
+        reply = self._client.execute_command(
+            "EVAL",
+            INCREMENT_ONCE,
+            2 + len(amounts),
+            guard,
+            condition,
+            *amounts,
+            int(while_positive is not None),
+            *amounts.values(),
+        )
+        return bool(reply)
+
+    @translated
+    def append_and_increment(self, key: str, record: bytes, amounts: Mapping[str, int]) -> None:
+        """RPUSH, then INCRBY each counter in order, in one script."""
+        self._client.execute_command(
+            "EVAL", APPEND_AND_INCREMENT, 1 + len(amounts), key, *amounts, record, *amounts.values()
+        )
+
+    @translated
+    def put_and_count(self, items: Mapping[str, bytes], counters: Sequence[tuple[str, int]]) -> list[int]:
+        """One pipeline: the writes, then the counter scripts; Redis runs them in this order."""
+        pipe = self._client.pipeline(transaction=False)
+        for key, value in items.items():
+            pipe.set(key, value)
+        for key, bit in counters:
+            # EVAL, not a Script object: in a pipeline redis-py checks that a script exists with an
+            # extra round trip first. The server caches the compiled script by its hash anyway.
+            pipe.eval(SET_BIT_AND_COUNT, 1, key, bit)
+        replies = pipe.execute()
+        return [int(count) for count in replies[len(items) :]]
+
     def scoped(self, scope: WriteScope) -> StorageBackend:
         """A view whose writes check ``scope.alive`` atomically and expire after ``scope.ttl_seconds``."""
         if scope.alive is None and scope.ttl_seconds is None:
             return self
         return ScopedRedisStorage(self, scope)
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self._client.close()
 
 
 class ScopedRedisStorage(RedisStorage):

@@ -3,8 +3,9 @@
 Keys carry no hash tags, so a job's objects and counters spread over every primary by hash slot.
 Batch reads and writes are split by slot (``mget_nonatomic``, ``mset_nonatomic``), and
 :meth:`RedisClusterStorage.put_and_count` sends the object writes, waits for every node to
-acknowledge them, and only then sends the counter scripts: write before count across nodes.
-Everything else is the single-server store's code, on the cluster client.
+acknowledge them, and only then sends the counter scripts: write before count across nodes. The
+commands on one key each are the single-server store's (:class:`RedisStoreBase`), on the cluster
+client. A script cannot span hash slots, so there is no conditional increment (no speculation).
 
 A view scoped to a job gives every key the scope's lifetime (``SET ... PX``, and the single-server
 store's scoped scripts, each on one key, so one slot). A job's keys span slots, so no script can
@@ -20,22 +21,28 @@ from typing import Any
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
-from wukong.backends.storage.base import StorageBackend, WriteScope
+from wukong.backends.storage.base import StorageBackend, StorageCapabilities, WriteScope
 from wukong.backends.storage.redis import (
     SCOPED_APPEND_AND_INCREMENT,
     SCOPED_INCREMENT,
     SCOPED_SET_BIT_AND_COUNT,
     SET_BIT_AND_COUNT,
-    RedisStorage,
+    RedisStoreBase,
     translated,
 )
 from wukong.errors import StorageError
 
 
-class RedisClusterStorage(RedisStorage):
+class RedisClusterStorage(RedisStoreBase):
     """A Redis Cluster reached through any of its nodes (``url``); the others are discovered."""
 
     name = "redis-cluster"
+
+    def _capabilities(self) -> StorageCapabilities:
+        """Expiring keys and the batched writes; no script may span slots, so nothing more."""
+        return StorageCapabilities(
+            max_object_bytes=self.options.max_object_bytes, expiring_keys=True, batched_writes=True
+        )
 
     def _connect(self) -> Any:
         """Connect to a node and read the cluster's slot map (the client does this eagerly)."""
@@ -74,13 +81,42 @@ class RedisClusterStorage(RedisStorage):
         if first:
             pipe = self._client.pipeline()
             for key, amount in first:
-                pipe.incrby(key, amount)
+                self._increment_on(pipe, key, amount)
             pipe.execute()
         if last[0]:
-            self._client.incrby(*last)
+            self._increment_on(self._client, *last)
 
-    append_and_increment = StorageBackend.append_and_increment  # a script cannot span hash slots
-    increment_once = StorageBackend.increment_once
+    def _increment_on(self, target: Any, key: str, amount: int) -> Any:
+        """Queue (on a pipeline) or run INCRBY."""
+        return target.incrby(key, amount)
+
+    @translated
+    def put_and_count(self, items: Mapping[str, bytes], counters: Sequence[tuple[str, int]]) -> list[int]:
+        """The writes (every node acknowledges), then the counter scripts, each phase one pipeline."""
+        self._put_pipelined(items)
+        if not counters:
+            return []
+        counts = self._client.pipeline()
+        for key, bit in counters:
+            self._count_on(counts, key, bit)
+        return [int(count) for count in counts.execute()]
+
+    def _put_pipelined(self, items: Mapping[str, bytes]) -> None:
+        """SET every item in one cluster pipeline; return once every node has acknowledged."""
+        if items:
+            writes = self._client.pipeline()
+            for key, value in items.items():
+                writes.set(key, value)
+            writes.execute()
+
+    def _count_on(self, target: Any, key: str, bit: int) -> Any:
+        """Queue (on a pipeline) or run the counter script on ``key``."""
+        return target.execute_command("EVAL", SET_BIT_AND_COUNT, 1, key, bit)
+
+    def append_and_increment(self, key: str, record: bytes, amounts: Mapping[str, int]) -> None:
+        """RPUSH, then :meth:`increment_many`: the list and the counters may live on different nodes."""
+        self.append(key, record)
+        self.increment_many(amounts)
 
     def scoped(self, scope: WriteScope) -> StorageBackend:
         """A view whose keys expire after ``scope.ttl_seconds`` (the alive mark is not checked here)."""
@@ -88,30 +124,13 @@ class RedisClusterStorage(RedisStorage):
             return self
         return ExpiringRedisClusterStorage(self, scope.ttl_seconds)
 
-    _one_node = False
-
-    @translated
-    def put_and_count(self, items: Mapping[str, bytes], counters: Sequence[tuple[str, int]]) -> list[int]:
-        """The writes (every node acknowledges), then the counter scripts, each phase one pipeline."""
-        if items:
-            writes = self._client.pipeline()
-            for key, value in items.items():
-                writes.set(key, value)
-            writes.execute()
-        if not counters:
-            return []
-        counts = self._client.pipeline()
-        for key, bit in counters:
-            counts.execute_command("EVAL", SET_BIT_AND_COUNT, 1, key, bit)
-        return [int(count) for count in counts.execute()]
-
 
 class ExpiringRedisClusterStorage(RedisClusterStorage):
     """A job's view of a cluster: every key it writes expires; it shares the cluster's connections.
 
     Each write is a ``SET ... PX`` or one of the single-server store's scoped scripts on one key
     (that key doubles as the script's first key, which the unchecked prelude never reads), so every
-    command stays within one slot.
+    command stays within one slot. The batches are the cluster's, made of these writes.
     """
 
     def __init__(self, store: RedisClusterStorage, ttl_seconds: int):  # no super().__init__: shares it
@@ -130,46 +149,35 @@ class ExpiringRedisClusterStorage(RedisClusterStorage):
     @translated
     def put_many(self, items: Mapping[str, bytes]) -> None:
         """SETs with the lifetime, in one cluster pipeline."""
+        self._put_pipelined(items)
+
+    def _put_pipelined(self, items: Mapping[str, bytes]) -> None:
+        """SET every item with the lifetime in one cluster pipeline, acknowledged by every node."""
         if items:
             pipe = self._client.pipeline()
             for key, value in items.items():
                 pipe.set(key, value, px=self._ttl_ms)
             pipe.execute()
 
-    @translated
-    def put_and_count(self, items: Mapping[str, bytes], counters: Sequence[tuple[str, int]]) -> list[int]:
-        """The writes (every node acknowledges), then the counter scripts, each phase one pipeline."""
-        self.put_many(items)
-        if not counters:
-            return []
-        counts = self._client.pipeline()
-        for key, bit in counters:
-            self._on_key(counts, SCOPED_SET_BIT_AND_COUNT, key, bit)
-        return [int(count) for count in counts.execute()]
+    def _count_on(self, target: Any, key: str, bit: int) -> Any:
+        """The counter script, with the lifetime."""
+        return self._on_key(target, SCOPED_SET_BIT_AND_COUNT, key, bit)
+
+    def _increment_on(self, target: Any, key: str, amount: int) -> Any:
+        """INCRBY with the lifetime."""
+        return self._on_key(target, SCOPED_INCREMENT, key, amount)
 
     @translated
     def set_bit_and_count(self, key: str, bit: int) -> int:
         """The counter script, with the lifetime."""
-        return int(self._on_key(self._client, SCOPED_SET_BIT_AND_COUNT, key, bit))
+        return int(self._count_on(self._client, key, bit))
 
     @translated
     def increment(self, key: str, amount: int) -> int:
         """INCRBY with the lifetime (a read, ``amount == 0``, is a plain GET)."""
         if amount == 0:
             return int(self._client.get(key) or 0)
-        return int(self._on_key(self._client, SCOPED_INCREMENT, key, amount))
-
-    @translated
-    def increment_many(self, amounts: Mapping[str, int]) -> None:
-        """All but the last in one cluster pipeline, then the last (it must land after them)."""
-        *first, last = amounts.items() if amounts else [("", 0)]
-        if first:
-            pipe = self._client.pipeline()
-            for key, amount in first:
-                self._on_key(pipe, SCOPED_INCREMENT, key, amount)
-            pipe.execute()
-        if last[0]:
-            self._on_key(self._client, SCOPED_INCREMENT, *last)
+        return int(self._increment_on(self._client, key, amount))
 
     @translated
     def append(self, key: str, record: bytes) -> None:

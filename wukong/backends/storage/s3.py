@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field
 
 from wukong.backends.options import BackendOptions
-from wukong.backends.storage.base import StorageBackend, StorageCapabilities, translate_errors
+from wukong.backends.storage.base import ObjectStorageBackend, StorageCapabilities, translate_errors
 from wukong.errors import StorageError
 
 _DELETE_BATCH = 1000  # S3's DeleteObjects limit
@@ -54,8 +54,8 @@ class S3Options(BackendOptions):
 _translated = translate_errors(BotoCoreError, ClientError)
 
 
-class S3Storage(StorageBackend):
-    """A bucket (and key prefix) on S3 or an S3-compatible server."""
+class S3Storage(ObjectStorageBackend):
+    """A bucket (and key prefix) on S3 or an S3-compatible server: an object store only."""
 
     name = "s3"
     Options = S3Options

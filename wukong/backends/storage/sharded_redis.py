@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import Field
 from uhashring import HashRing
 
-from wukong.backends.storage.base import StorageBackend, StorageCapabilities, WriteScope
+from wukong.backends.storage.base import Counted, CountOut, StorageBackend, StorageCapabilities, WriteScope
 from wukong.backends.storage.redis import RedisConnectionOptions, RedisStorage
 
 
@@ -46,7 +46,7 @@ class ShardedRedisStorage(StorageBackend):
     def __init__(self, **options: Any):
         super().__init__(**options)
         self.capabilities = StorageCapabilities(
-            max_object_bytes=self.options.max_object_bytes, expiring_keys=True
+            max_object_bytes=self.options.max_object_bytes, expiring_keys=True, batched_writes=True
         )
         self.shards = {
             url: RedisStorage(url=url, **self.options.model_dump(exclude={"urls"}))
@@ -137,6 +137,22 @@ class ShardedRedisStorage(StorageBackend):
         for shard, shard_counters in grouped.items():
             counts.update(zip(shard_counters, shard.put_and_count({}, shard_counters), strict=True))
         return [counts[counter] for counter in counters]
+
+    def put_count_and_read(
+        self,
+        items: Mapping[str, bytes],
+        counter: tuple[str, int],
+        complete: int,
+        reads: Sequence[str],
+        count_out: CountOut | None = None,
+    ) -> Counted:
+        """The count alone, as :meth:`put_and_count` sends it: it declines to read or count out."""
+        return Counted(self.put_and_count(items, [counter])[0], None, False)
+
+    def append_and_increment(self, key: str, record: bytes, amounts: Mapping[str, int]) -> None:
+        """RPUSH on the list's shard, then :meth:`increment_many` (the shards' runs, in order)."""
+        self.append(key, record)
+        self.increment_many(amounts)
 
     def increment(self, key: str, amount: int) -> int:
         """INCRBY on the key's shard."""
