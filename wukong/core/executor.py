@@ -191,7 +191,8 @@ class Executor:
         self.read_ahead: dict[int, Any] = {}
         self.keys = JobKeys(invocation.job)
         # Every write of the executor lands only while its job is alive (see wukong.core.fence).
-        stores = stores.scoped(self.keys.alive, self.options.key_ttl_seconds)
+        # The platform may show them through a model of its own (the simulated Lambda's bandwidth).
+        stores = stores.scoped(self.keys.alive, self.options.key_ttl_seconds).through(context.storage)
         self.stores = stores
         self.metadata = stores.metadata
         self.context = context
@@ -332,7 +333,6 @@ class Executor:
                 inputs[key] = codec.loads(blob) if self.encoded else blob
             self.metrics.data_bytes_read += nbytes
         self.timeline.read(task, nbytes)
-        self.transfer_time(nbytes)
         try:
             held = held_key(plan.node)
             value = plan.node(inputs) if held is None else self._read_held(plan, held)
@@ -361,13 +361,7 @@ class Executor:
             )
         nbytes = len(blob) if self.encoded else _measured(blob)
         self.metrics.data_bytes_read += nbytes
-        self.transfer_time(nbytes)
         return codec.loads(blob) if self.encoded else blob
-
-    def transfer_time(self, nbytes: int) -> None:
-        """Wait as long as moving ``nbytes`` takes on a platform that limits bandwidth."""
-        if nbytes and self.options.storage_bytes_per_second:
-            time.sleep(nbytes / self.options.storage_bytes_per_second)
 
     def _hand_off(self, task: int, plan: TaskPlan, value: Any) -> list[Edge]:
         """Store, count and invoke as :mod:`wukong.core.decisions` says; return the tasks to run here.
@@ -609,7 +603,6 @@ class _Output:
         self.stored = True
         self._executor.metrics.data_bytes_written += self.size
         self._executor.timeline.wrote(self.task, self.size)
-        self._executor.transfer_time(self.size)
 
     def settle(self) -> None:
         """Its fate is sealed: count it as kept local if the plan would have stored it."""

@@ -26,12 +26,13 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from wukong.backends.storage.base import Counted, CountOut, ObjectStorageBackend, StorageBackend
+from wukong.backends.storage.base import Counted, CountOut, ObjectStorageBackend
+from wukong.backends.storage.view import StoreView
 from wukong.core import batches
 from wukong.errors import JobEndedError
 
 
-class CheckedWrites(StorageBackend):
+class CheckedWrites(StoreView):
     """A view of ``store`` whose every write is checked against ``alive`` in ``marks`` afterwards.
 
     ``marks`` is the job's metadata store (``store`` itself, or the store beside a data store).
@@ -40,11 +41,9 @@ class CheckedWrites(StorageBackend):
     writes, whether ``store`` has them or not, so each batch costs one check.
     """
 
-    def __init__(self, store: ObjectStorageBackend, marks: ObjectStorageBackend, alive: str):  # no options
-        self.store: Any = store  # a StorageBackend when it coordinates
+    def __init__(self, store: ObjectStorageBackend, marks: ObjectStorageBackend, alive: str):
+        super().__init__(store)
         self.marks, self.alive = marks, alive
-        self.name = store.name  # type: ignore[misc]
-        self.options = store.options
         self.capabilities = dataclasses.replace(
             store.capabilities, batched_writes=store.capabilities.atomic_counters
         )
@@ -124,48 +123,3 @@ class CheckedWrites(StorageBackend):
         """Append and add (in one batch where the store can), then check once."""
         batches.append_and_increment(self.store, key, record, amounts)
         self._check([key, *amounts])
-
-    # Reads and removals need no check.
-
-    def check(self) -> None:
-        """The store's own check."""
-        self.store.check()
-
-    def describe(self) -> str:
-        """The store's own description."""
-        return self.store.describe()
-
-    def spec(self) -> tuple[str, dict[str, Any]]:
-        """The store's own spec."""
-        return self.store.spec()
-
-    def get(self, key: str) -> Any:
-        """Read from the store."""
-        return self.store.get(key)
-
-    def get_many(self, keys: Sequence[str]) -> list[Any]:
-        """Read from the store."""
-        return self.store.get_many(keys)
-
-    def count_bits(self, key: str) -> int:
-        """Read from the store."""
-        return self.store.count_bits(key)
-
-    def pop_all(self, key: str, timeout: float) -> list[bytes]:
-        """Take from the store (the client's, which ends the job itself)."""
-        return self.store.pop_all(key, timeout)
-
-    def delete_many(self, keys: Iterable[str]) -> None:
-        """Remove from the store."""
-        self.store.delete_many(keys)
-
-    def list_keys(self, prefix: str) -> list[str]:
-        """List from the store."""
-        return self.store.list_keys(prefix)
-
-    def sizes(self, keys: Sequence[str]) -> list[int | None]:
-        """Sizes from the store."""
-        return self.store.sizes(keys)
-
-    def close(self) -> None:
-        """Nothing: the store this view wraps is its owner's to close."""

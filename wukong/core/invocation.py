@@ -26,7 +26,7 @@ class ExecutorOptions(NamedTuple):
 
     The platform's part comes from the compute backend's capabilities (see
     :class:`~wukong.backends.compute.base.ComputeCapabilities`: payload limit, deliveries, billing,
-    bandwidth, retries, speculation, hash seed); the rest from the configuration's
+    retries, speculation, hash seed); the rest from the configuration's
     :class:`~wukong.config.LocalitySettings`, :class:`~wukong.config.MonitoringSettings`,
     ``scheduling`` (``executor``: the ``module:Class`` of an experiment's executor, ``None`` for
     wukong's own) and ``key_ttl``.
@@ -41,7 +41,6 @@ class ExecutorOptions(NamedTuple):
     cache_bytes: int = 0
     task_records: bool = False
     log_lines: int = 0
-    storage_bytes_per_second: float | None = None
     executor: str | None = None
     key_ttl_seconds: int | None = None
     hash_seed: str | None = None

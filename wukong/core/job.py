@@ -140,7 +140,6 @@ class Job:
             cache_bytes=locality.cache_bytes if locality.locality_cache else 0,
             task_records=self.monitoring.task_records or self.callbacks is not None,
             log_lines=self.monitoring.log_lines,
-            storage_bytes_per_second=capabilities.storage_bytes_per_second,
             executor=None if self.central is None else _strawman().EXECUTOR,
             key_ttl_seconds=self.key_ttl,
             hash_seed=capabilities.hash_seed,

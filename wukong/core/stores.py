@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import pickle
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -85,6 +85,14 @@ class Stores:
         if alive is not None:
             data = CheckedWrites(data, metadata, alive)
         return Stores(metadata, data)
+
+    def through(self, view: Callable[[ObjectStorageBackend], ObjectStorageBackend]) -> Stores:
+        """The stores as ``view`` shows each (one view when one store plays both roles)."""
+        metadata = view(self.metadata)
+        data = metadata if self.single else view(self.data)
+        if metadata is self.metadata and data is self.data:
+            return self
+        return Stores(cast(StorageBackend, metadata), data)
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` when the metadata store cannot coordinate executors."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, Self
 
 from wukong.backends.options import BackendOptions
+from wukong.backends.storage.base import ObjectStorageBackend
 from wukong.errors import ConfigError
 
 
@@ -40,7 +41,7 @@ class ExecutorContext(Protocol):
 
     What else the executor must know of the platform (payload limit, repeated deliveries, billing)
     travels in each invocation, from the backend's :class:`ComputeCapabilities`.
-    :class:`BasicContext` gives the last two methods' plain answers.
+    :class:`BasicContext` gives the last three methods' plain answers.
     """
 
     def invoke(self, payloads: Sequence[bytes]) -> None:
@@ -51,6 +52,13 @@ class ExecutorContext(Protocol):
 
     def delivery(self) -> Delivery:
         """How this run of the invocation came to be (see :class:`Delivery`)."""
+
+    def storage(self, store: ObjectStorageBackend) -> ObjectStorageBackend:
+        """The store as executors reach it from this worker: ``store``, or a view that models the platform.
+
+        The simulated Lambda limits each executor's bandwidth this way
+        (:class:`~wukong.backends.compute.bandwidth.LimitedBandwidth`).
+        """
 
     def park(self, resume: Callable[[], float | None]) -> bool:
         """Take a waiting executor's continuation; whether the worker took it.
@@ -64,7 +72,7 @@ class ExecutorContext(Protocol):
 
 
 class BasicContext:
-    """The plain answers of an :class:`ExecutorContext`: a first delivery, no parking.
+    """The plain answers of an :class:`ExecutorContext`: a first delivery, the stores as they are, no parking.
 
     A backend's context subclasses it and adds ``invoke`` and ``remaining_seconds``, overriding
     what its capabilities ask for.
@@ -73,6 +81,10 @@ class BasicContext:
     def delivery(self) -> Delivery:
         """A first delivery of a one-off event."""
         return Delivery()
+
+    def storage(self, store: ObjectStorageBackend) -> ObjectStorageBackend:
+        """The store itself."""
+        return store
 
     def park(self, resume: Callable[[], float | None]) -> bool:
         """Decline: the executor waits in place."""
@@ -101,9 +113,6 @@ class ComputeCapabilities:
             included. A job whose executors show no sign of life for longer has lost one (the
             platform gave up on it), and fails instead of waiting forever. ``None`` when the
             backend tells of lost work itself, through :meth:`ComputeBackend.check`.
-        storage_bytes_per_second: the most an executor moves to and from storage per second, for
-            a simulated platform that models it (executors wait out the difference); ``None``
-            elsewhere.
         retries_crashes: when a worker dies running an invocation, the backend delivers it again:
             with the same event id where deliveries repeat (as Lambda retries a failed event),
             else saying so through the context's ``delivery().retry``. Executors then leave marks that
@@ -122,7 +131,6 @@ class ComputeCapabilities:
     repeats_deliveries: bool = False
     bills_duration: bool = False
     lost_after_seconds: float | None = None
-    storage_bytes_per_second: float | None = None
     retries_crashes: bool = False
     speculates: bool = False
     shares_filesystem: bool = True

@@ -13,7 +13,8 @@ for their sources):
 - **Concurrency.** At most ``concurrency`` executors run at once; further events wait in a queue
   until one ends (Lambda queues throttled asynchronous events and retries them).
 - **Bandwidth.** Each executor moves bytes to and from storage at ``bandwidth_mb_per_second`` at
-  most (the executor sleeps for the difference).
+  most: its context hands it its stores through
+  :class:`~wukong.backends.compute.bandwidth.LimitedBandwidth`, which sleeps for the difference.
 - **Time limit.** ``remaining_seconds`` counts down from ``time_limit_seconds``; an executor that
   runs past it fails the job at the next health check, as Lambda would have killed it.
 - **At-least-once delivery.** A share ``duplicate_rate`` of invocations is delivered twice.
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 
 from pydantic import Field
 
+from wukong.backends.compute.bandwidth import LimitedBandwidth
 from wukong.backends.compute.base import (
     BasicContext,
     ComputeBackend,
@@ -45,6 +47,7 @@ from wukong.backends.compute.base import (
     InvocationHandler,
 )
 from wukong.backends.options import BackendOptions
+from wukong.backends.storage.base import ObjectStorageBackend
 from wukong.errors import ComputeError
 
 logger = logging.getLogger("wukong.compute.simulated")
@@ -121,6 +124,11 @@ class _Context(BasicContext):
     def delivery(self) -> Delivery:
         return Delivery(event_id=str(self._event))  # a duplicate is another event
 
+    def storage(self, store: ObjectStorageBackend) -> ObjectStorageBackend:
+        """The store at the model's bandwidth, if it has one."""
+        megabytes = self._platform.options.bandwidth_mb_per_second
+        return store if megabytes is None else LimitedBandwidth(store, megabytes * 1e6)
+
 
 class SimulatedLambda(ComputeBackend):
     """Executors as threads, delayed and limited by a model of AWS Lambda."""
@@ -134,9 +142,6 @@ class SimulatedLambda(ComputeBackend):
         self.capabilities = ComputeCapabilities(
             runs_in_client_process=True,
             repeats_deliveries=model.duplicate_rate > 0,
-            storage_bytes_per_second=(
-                None if model.bandwidth_mb_per_second is None else model.bandwidth_mb_per_second * 1e6
-            ),
             # Lambda's containers share no files; its model runs Dask's shuffles as Lambda would.
             shares_filesystem=False,
         )
