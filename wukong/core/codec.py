@@ -51,4 +51,15 @@ def measure(value: Any) -> int:
     return len(header) + sum(buffer.raw().nbytes for buffer in buffers)
 
 
+def measure_kept(value: Any) -> int:
+    """The size of an object a store keeps as is, for metrics and models: 0 if it cannot be pickled.
+
+    Such an object is never serialized, so a size it cannot have must not fail the task.
+    """
+    try:
+        return measure(value)
+    except Exception:
+        return 0
+
+
 loads = pickle.loads

@@ -329,7 +329,7 @@ class Executor:
                         f"input {key!r} of task {plan.key!r} is missing from "
                         f"{self.stores.data.describe()} (job {keys.job}; {_LOST_KEY_CAUSES})"
                     )
-                nbytes += len(blob) if self.encoded else _measured(blob)
+                nbytes += len(blob) if self.encoded else codec.measure_kept(blob)
                 inputs[key] = codec.loads(blob) if self.encoded else blob
             self.metrics.data_bytes_read += nbytes
         self.timeline.read(task, nbytes)
@@ -359,7 +359,7 @@ class Executor:
                 "gc` removed it; persist the collection again",
                 [plan.key],
             )
-        nbytes = len(blob) if self.encoded else _measured(blob)
+        nbytes = len(blob) if self.encoded else codec.measure_kept(blob)
         self.metrics.data_bytes_read += nbytes
         return codec.loads(blob) if self.encoded else blob
 
@@ -540,14 +540,6 @@ class Executor:
             logger.info("job %s ended before the failure of task %r could be reported", keys.job, key)
         except StorageError:
             logger.exception("job %s: cannot report the failure of task %r", keys.job, key)
-
-
-def _measured(value: Any) -> int:
-    """The serialized size of an object a store keeps as is (0 for one that cannot be pickled)."""
-    try:
-        return codec.measure(value)
-    except Exception:
-        return 0
 
 
 class _Output:

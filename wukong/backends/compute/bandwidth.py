@@ -22,10 +22,7 @@ def _size(value: Any) -> int:
     """The bytes an object takes on the wire: its length, or its pickled size for a kept object."""
     if isinstance(value, bytes | bytearray | memoryview):
         return len(value)
-    try:
-        return codec.measure(value)
-    except Exception:
-        return 0  # an object a store keeps as is and pickle cannot measure moves nothing here
+    return codec.measure_kept(value)
 
 
 class LimitedBandwidth(StoreView):
