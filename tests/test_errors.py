@@ -164,3 +164,47 @@ def test_a_job_longer_than_its_keys_live_fails_saying_so(redis_url):
 def test_a_timeout_must_be_shorter_than_the_keys_lifetime():
     with pytest.raises(wukong.ConfigError, match=r"key_ttl \(60 s\) must exceed timeout"):
         wukong.Client(storage="ideal", compute_options={"mode": "threads"}, timeout=120, key_ttl=60)
+
+
+def exit_with(code):
+    raise SystemExit(code)
+
+
+def test_a_task_that_raises_system_exit_hands_it_to_the_caller_as_dask_does(client):
+    # Dask catches whatever a task raises (BaseException) and raises it in the caller; an
+    # executor that let it escape would end without reporting, and the job would wait for ever.
+    graph = {"a": 3, "b": (exit_with, "a"), "c": (operator.add, "b", 1)}
+    with pytest.raises(SystemExit) as under_dask:
+        dask.get(graph, "c")
+    with pytest.raises(SystemExit) as under_wukong:
+        client.get(graph, "c")
+    assert under_wukong.value.args == under_dask.value.args == (3,)
+    assert "task 'b'" in "\n".join(under_wukong.value.__notes__)
+
+
+def test_a_job_whose_executors_all_ended_without_its_output_fails_naming_it(redis_url):
+    # No executor left to report "b": waiting on would hang. Counting the one live executor out
+    # by hand stands in for an executor that ends without reporting (a bug wukong must not hide).
+    import redis
+
+    server = redis.Redis.from_url(redis_url)
+    settings = {"compute_options": {"mode": "threads"}, "cleanup_timeout": 5}
+
+    def count_it_out() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            live = [key for key in server.keys("wukong/*/live") if int(server.get(key) or 0) > 0]
+            if live:
+                server.decr(live[0])
+                return
+            time.sleep(0.02)
+
+    with wukong.Client(storage=redis_url, **settings) as client:
+        meddler = threading.Thread(target=count_it_out)
+        meddler.start()
+        # Without the check the task would end, report, and the job would succeed.
+        with pytest.raises(wukong.ComputeError, match=r"every executor has ended.*'b'"):
+            client.get({"a": 1, "b": (slow, "a", 3.0)}, "b")
+        meddler.join()
+        client.settle()  # the pool restarts, as after any compute error: the task has ended
+        assert client.stores.list_keys("wukong/") == []

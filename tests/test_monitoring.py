@@ -10,9 +10,9 @@ import dask
 import pytest
 
 import wukong
-from wukong.core.report import JobReport
-from wukong.core.timeline import PHASES
 from wukong.errors import TaskError
+from wukong.monitoring.report import JobReport
+from wukong.monitoring.timeline import PHASES
 
 
 def _fan_out_fan_in(width: int = 6) -> tuple[dict, str]:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from wukong.config import WukongConfig, load_config
     from wukong.core.client import Client, close_default_client, get
     from wukong.core.futures import Future
-    from wukong.core.report import JobReport
+    from wukong.monitoring.report import JobReport
 
 __version__ = "0.1.0"
 
@@ -42,7 +42,7 @@ _LAZY = {
     "close_default_client": "wukong.core.client",
     "get": "wukong.core.client",
     "Future": "wukong.core.futures",
-    "JobReport": "wukong.core.report",
+    "JobReport": "wukong.monitoring.report",
     "WukongConfig": "wukong.config",
     "load_config": "wukong.config",
 }

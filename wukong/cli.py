@@ -68,7 +68,7 @@ def _experiment(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from wukong.core.report import JobReport
+    from wukong.monitoring.report import JobReport
     from wukong.report import write_report
 
     output = args.output or str(Path(args.job).with_suffix(".html"))

@@ -21,15 +21,16 @@ import dask
 
 from wukong.backends.compute.base import ComputeBackend
 from wukong.config import WukongConfig, load_config
-from wukong.core import codec, dask_callbacks, defaults, futures, shuffles
+from wukong.core import codec, defaults, futures, shuffles
 from wukong.core.backends import create_compute
 from wukong.core.executor import handle_invocation
 from wukong.core.graph import TaskGraph, build_task_graph, literal_results, pack_results
 from wukong.core.job import HEARTBEAT_SECONDS, Job, alive_value
 from wukong.core.partition import partition
-from wukong.core.report import JobReport
 from wukong.core.stores import Stores, share, unshare
 from wukong.errors import ComputeError, ConfigError, GraphError, JobLostError, MissingKeyError, StorageError
+from wukong.monitoring import dask_callbacks
+from wukong.monitoring.report import JobReport
 from wukong.plugins.manager import get_plugin_manager
 
 logger = logging.getLogger("wukong.client")
@@ -120,7 +121,7 @@ class Client:
 
         ``callbacks`` are Dask's local callbacks for this compute; without them, the active ones
         (``with ProgressBar():``, ``Callback.register()``) hear of the job, as under Dask's own
-        schedulers (see :mod:`wukong.core.dask_callbacks`). Other keywords are ignored.
+        schedulers (see :mod:`wukong.monitoring.dask_callbacks`). Other keywords are ignored.
         """
         taken = dask_callbacks.requested(callbacks)
         try:

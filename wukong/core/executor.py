@@ -45,7 +45,7 @@ bills by duration, each executor adds its run time to the job's usage before it 
 For experiments, a subclass may hand outputs on otherwise (the PDSW'19 strawman's, in
 :mod:`wukong.experiments.strawman`); the job names it in its options.
 
-Each executor also keeps a timeline of its tasks (see :mod:`wukong.core.timeline`) and its last
+Each executor also keeps a timeline of its tasks (see :mod:`wukong.monitoring.timeline`) and its last
 log lines; it stores the timeline with its metrics and count-out, in one round trip, and a failed
 task's error record carries the log lines.
 """
@@ -66,18 +66,19 @@ from typing import Any, NamedTuple
 from wukong.backends.compute.base import ExecutorContext
 from wukong.backends.compute.environment import check_hash_seed
 from wukong.backends.storage.base import CountOut
-from wukong.core import codec, decisions, logs, records, shuffles
+from wukong.core import codec, decisions, records, shuffles
 from wukong.core.attempts import Attempt
 from wukong.core.decisions import WaitStep
 from wukong.core.futures import held_key
 from wukong.core.invocation import Invocation, decode_payload, encode_payloads
 from wukong.core.keys import JobKeys
 from wukong.core.locality import MISSING, LocalityCache
-from wukong.core.metrics import Metrics
 from wukong.core.partition import Edge, TaskPlan
 from wukong.core.stores import Stores, open_stores
-from wukong.core.timeline import ExecutorTimeline
 from wukong.errors import JobEndedError, MissingKeyError, SerializationError, StorageError
+from wukong.monitoring import logs
+from wukong.monitoring.metrics import Metrics
+from wukong.monitoring.timeline import ExecutorTimeline
 
 logger = logging.getLogger("wukong.executor")
 
@@ -249,11 +250,19 @@ class Executor:
         except Exception as error:  # storage failed outside a task: still tell the client
             self.waits.clear()
             self._report(self.invocation.task, None, error)
+        except BaseException:  # an interrupt outside any task: count out, then let it go on
+            self.waits.clear()
+            self._end()
+            raise
+        self._end()
+        return None
+
+    def _end(self) -> None:
+        """Count this executor out, unless its last count did already."""
         # Task records, metrics (and billing) first, then the count out, in one batch: the client
         # reads them only once the live count is zero.
         if not self.attempt.ended:
             self.attempt.end(self._figures(), self.timeline.encode())
-        return None
 
     def _figures(self) -> dict[str, int]:
         """The metrics (and billing) to add to the job's counters as the executor ends."""
@@ -336,7 +345,7 @@ class Executor:
         try:
             held = held_key(plan.node)
             value = plan.node(inputs) if held is None else self._read_held(plan, held)
-        except Exception as error:
+        except BaseException as error:  # SystemExit too: Dask hands the caller whatever a task raised
             raise TaskFailed(task, plan.key, error) from error
         if isinstance(value, GeneratorType):
             raise TaskFailed(task, plan.key, TypeError(_GENERATOR_RESULT))

@@ -31,18 +31,19 @@ from typing import Any
 
 from wukong.backends.compute.base import ComputeBackend
 from wukong.config import LocalitySettings, MonitoringSettings
-from wukong.core import codec, records, timeline
-from wukong.core.dask_callbacks import DaskCallbacks
+from wukong.core import codec, records
 from wukong.core.graph import TaskGraph
 from wukong.core.invocation import ExecutorOptions, Invocation, encode_payloads
 from wukong.core.keys import JobKeys, JobShape, job_keys
-from wukong.core.metrics import Metrics
 from wukong.core.partition import Plan
-from wukong.core.progress import Progress
-from wukong.core.report import JobReport
 from wukong.core.stores import Stores
-from wukong.core.summary import JobMetrics
 from wukong.errors import ComputeError, JobLostError, JobTimeoutError, SerializationError, StorageError
+from wukong.monitoring import timeline
+from wukong.monitoring.dask_callbacks import DaskCallbacks
+from wukong.monitoring.metrics import Metrics
+from wukong.monitoring.progress import Progress
+from wukong.monitoring.report import JobReport
+from wukong.monitoring.summary import JobMetrics
 
 logger = logging.getLogger("wukong.job")
 
@@ -176,7 +177,7 @@ class Job:
         # With Dask's callbacks active (its ProgressBar, say), Dask's side shows the job: one bar.
         show = False if self.callbacks is not None else self.monitoring.progress
         with Progress(len(self.graph), show, f"job {self.keys.job}") as progress:
-            for batch in self._batches(deadline, progress):
+            for batch in self._batches(deadline, progress, pending):
                 ready = []
                 for record in batch:
                     if isinstance(record, records.ErrorRecord):
@@ -207,7 +208,9 @@ class Job:
         self.report.seconds["collect"] = time.perf_counter() - started
         return stored
 
-    def _batches(self, deadline: float | None, progress: Progress) -> Iterator[list[records.Record]]:
+    def _batches(
+        self, deadline: float | None, progress: Progress, pending: set[int]
+    ) -> Iterator[list[records.Record]]:
         silence = _Silence(self)
         tasks_run = self.keys.metric("tasks_run")
         beaten = time.monotonic()
@@ -232,6 +235,7 @@ class Job:
             if not batch:
                 self.compute.check()
                 self._check_not_lost()
+                batch = self._last_records_if_none_live(pending)
             if time.monotonic() - beaten > self._heartbeat_seconds:
                 beaten = time.monotonic()
                 self._check_not_lost()  # a heartbeat must never bring back a mark the store lost
@@ -243,6 +247,27 @@ class Job:
                 self._read_task_records()
             if batch:
                 yield [records.decode(data) for data in batch]
+
+    def _last_records_if_none_live(self, pending: set[int]) -> list[bytes]:
+        """Records that came as the last executor ended; raise if none came and none can come.
+
+        With no executor live, nothing can report the outputs still missing, and waiting on would
+        hang. An executor appends its records before it counts out, so one more look finds any
+        that landed since the last.
+        """
+        if time.perf_counter() >= self._keys_expire:
+            return []  # the counter may have expired, so a 0 says nothing (the next poll fails the job)
+        metadata = self.view.metadata
+        if metadata.increment(self.keys.live_executors, 0) > 0:
+            return []
+        if late := metadata.pop_all(self.keys.records, timeout=0):
+            return late
+        raise ComputeError(
+            f"job {self.keys.job}: every executor has ended, yet {len(pending)} requested "
+            f"output(s) never came, {self.graph.keys[min(pending)]!r} among them: an executor "
+            "stopped without reporting its task (a bug in wukong or in the compute backend "
+            f"{self.compute.describe()}: its workers' log tells more)"
+        )
 
     def _check_not_lost(self) -> None:
         metadata = self.stores.metadata

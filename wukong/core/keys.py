@@ -329,7 +329,7 @@ class JobKeys:
         return f"{ROOT}{self.job}/h/{task}"
 
     def metric(self, name: str) -> str:
-        """One of the job's metric sums (see :class:`wukong.core.metrics.Metrics`)."""
+        """One of the job's metric sums (see :class:`wukong.monitoring.metrics.Metrics`)."""
         return f"{ROOT}{self.job}/m/{name}"
 
     def claim(self, task: int) -> str:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from wukong.core.report import JobReport
+    from wukong.monitoring.report import JobReport
     from wukong.plugins.registry import BackendEntry
 
 hookspec = pluggy.HookspecMarker("wukong")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from wukong.core.report import JobReport
+from wukong.monitoring.report import JobReport
 from wukong.report.html import render_html
 from wukong.report.png import render_png
 

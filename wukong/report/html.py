@@ -8,8 +8,8 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Sequence
 
-from wukong.core.report import JobReport
-from wukong.core.timeline import PHASES, TaskRecord
+from wukong.monitoring.report import JobReport
+from wukong.monitoring.timeline import PHASES, TaskRecord
 from wukong.report.stream import COLOURS, Lane, lanes, ticks
 from wukong.report.summary import summary_rows
 

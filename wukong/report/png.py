@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from wukong.core.report import JobReport
-from wukong.core.timeline import PHASES
+from wukong.monitoring.report import JobReport
+from wukong.monitoring.timeline import PHASES
 from wukong.report.stream import COLOURS, lanes
 from wukong.report.summary import summary_rows
 

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from wukong.core.timeline import TaskRecord
+from wukong.monitoring.timeline import TaskRecord
 
 COLOURS = {"read": "#4e79a7", "compute": "#59a14f", "write": "#f28e2b", "invoke": "#e15759"}
 """One colour per phase (Tableau 10, readable by most colour-blind people)."""

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from wukong.core.report import JobReport
-from wukong.core.timeline import PHASES
+from wukong.monitoring.report import JobReport
+from wukong.monitoring.timeline import PHASES
 
 
 def _bytes(count: int) -> str:

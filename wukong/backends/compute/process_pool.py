@@ -51,8 +51,8 @@ from typing import Any, NamedTuple
 from wukong.backends.compute.base import BasicContext, Delivery, InvocationHandler
 from wukong.backends.compute.environment import environment
 from wukong.backends.compute.parking import MAX_PARKED, ParkingLot, Resume
-from wukong.core import logs
 from wukong.errors import ComputeError
+from wukong.monitoring import logs
 
 logger = logging.getLogger("wukong.compute.local")
 

@@ -23,8 +23,8 @@ from typing import Any
 from wukong.backends.compute.aws_lambda.events import decode_event
 from wukong.backends.compute.aws_lambda.invoker import Invoker, InvokerSettings
 from wukong.backends.compute.base import BasicContext, Delivery
-from wukong.core import logs
 from wukong.core.executor import handle_invocation
+from wukong.monitoring import logs
 
 SETTINGS_VARIABLE = "WUKONG_LAMBDA_INVOKER"
 

@@ -19,7 +19,7 @@ from typing import Any
 from dask.callbacks import Callback, normalize_callback, unpack_callbacks
 
 from wukong.core.graph import TaskGraph
-from wukong.core.timeline import TaskRecord
+from wukong.monitoring.timeline import TaskRecord
 
 CallbackTuple = tuple[Any, ...]
 

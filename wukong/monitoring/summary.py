@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from wukong.core import timeline
-from wukong.core.metrics import Metrics
-from wukong.core.timeline import PHASES, TaskRecord
+from wukong.monitoring import timeline
+from wukong.monitoring.metrics import Metrics
+from wukong.monitoring.timeline import PHASES, TaskRecord
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class JobMetrics:
         keys: Sequence[object],
         dependencies: Sequence[Sequence[int]],
     ) -> JobMetrics:
-        """The metrics of a job whose executors stored ``blobs`` (see :mod:`wukong.core.timeline`)."""
+        """The metrics of a job whose executors stored ``blobs`` (see :mod:`wukong.monitoring.timeline`)."""
         metrics = cls(totals)
         metrics._stored = (blobs, keys, dependencies)
         return metrics
@@ -89,7 +89,7 @@ class JobMetrics:
 
     @property
     def tasks(self) -> list[TaskRecord]:
-        """One :class:`~wukong.core.timeline.TaskRecord` per task run, in start order.
+        """One :class:`~wukong.monitoring.timeline.TaskRecord` per task run, in start order.
 
         Empty when task records are turned off.
         """

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from wukong.backends.compute.base import Usage
-from wukong.core.summary import JobMetrics
+from wukong.monitoring.summary import JobMetrics
 
 FORMAT = "wukong-job/1"
 """The ``format`` field of a saved report; bumped when a field changes meaning."""
