@@ -10,6 +10,7 @@ import dask
 import pytest
 
 import wukong
+from wukong.core.graph import PLAN_BYTES_PER_TASK
 
 
 class CustomError(Exception):
@@ -208,3 +209,15 @@ def test_a_job_whose_executors_all_ended_without_its_output_fails_naming_it(redi
         meddler.join()
         client.settle()  # the pool restarts, as after any compute error: the task has ended
         assert client.stores.list_keys("wukong/") == []
+
+
+def test_a_graph_over_the_plan_budget_is_refused_before_anything_runs():
+    graph = {("x", i): (operator.add, i, 1) for i in range(3_000)}
+    graph["total"] = (sum, [("x", i) for i in range(3_000)])
+    budget = 1_000 * PLAN_BYTES_PER_TASK
+    with wukong.Client(plan_memory_bytes=budget) as client:
+        with pytest.raises(wukong.GraphError, match=r"3,001 tasks.*plan budget of .*plan_memory_bytes"):
+            client.get(graph, "total")
+        assert client.stores.list_keys("wukong/") == []
+    with wukong.Client(plan_memory_bytes=4 * budget) as client:
+        assert client.get(graph, "total") == dask.get(graph, "total")

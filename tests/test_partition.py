@@ -117,3 +117,38 @@ def test_deep_chain_of_100_000_tasks_partitions_without_recursion():
     dsk[("x", 0)] = (abs, 0)
     _, plan = plan_of(dsk, ("x", 99_999))
     assert len(plan.schedules) == 1 and len(plan.schedules[0]) == 100_000
+
+
+def test_stored_pages_read_back_as_the_plans_and_size_every_counter():
+    from dask._task_spec import Task, TaskRef
+
+    from wukong.core import codec
+    from wukong.core.partition import page_plans
+
+    dsk, root = tree_reduction(64, leaf_tasks=True)
+    dsk["wide"] = (sum, [("leaf", i) for i in range(40)])  # wider than a scan: bits from a table
+    dsk["task"] = Task("task", operator.add, TaskRef(root), TaskRef("wide"))
+    dsk["kw"] = Task("kw", round, TaskRef("task"), ndigits=1)
+    dsk["nested"] = Task("nested", operator.neg, Task(None, abs, TaskRef("kw")))
+    graph, plan = plan_of(dsk, ["nested", "wide"], page_tasks=16)
+    assert_partition_is_exact(graph, plan)
+    values = {key: 1 for key in graph.keys}
+    bits: dict[int, list[int]] = {}
+    for page in range(len(plan.pages)):
+        stored = page_plans(codec.loads(codec.dumps(plan.page_columns(page))))
+        for task, expected in plan.page_contents(page).items():
+            got = stored[task]
+            assert (got.key, got.inputs, got.dependents) == (
+                expected.key,
+                expected.inputs,
+                expected.dependents,
+            )
+            assert (got.store_output, got.is_result) == (expected.store_output, expected.is_result)
+            assert got.input_keys == tuple(graph.keys[i] for i in graph.dependencies[task])
+            inputs = {key: values[key] for key in got.input_keys}
+            assert got.node(inputs) == graph.nodes[task](inputs)
+            for edge in got.dependents:
+                assert edge.fan_in == len(graph.dependencies[edge.task])
+                bits.setdefault(edge.task, []).append(edge.bit)
+    for task, inputs in enumerate(graph.dependencies):
+        assert sorted(bits.get(task, [])) == list(range(len(inputs))), "one bit per input"

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import dask
 import numpy as np
 import pytest
 
@@ -133,3 +134,18 @@ def test_object_over_the_memcached_item_size_is_chunked(memcached_url):
     with wukong.Client(storage=memcached_url) as client:
         assert client.get(graph, ["total", "last"]) == (sum(range(3_000_000)), 2_999_999)
         assert client.stores.list_keys("wukong/") == []
+
+
+def test_a_schedule_page_over_the_store_limit_names_its_largest_task_and_runs_nothing(redis_url):
+    # Values inside the graph travel in the schedule pages: eight of 200 kB make one of 1.6 MB.
+    graph = {f"t{i}": (len, bytes(200_000 + i)) for i in range(8)}
+    graph["total"] = (sum, [f"t{i}" for i in range(8)])
+    limited = {"storage": redis_url, "storage_options": {"max_object_bytes": 1_000_000}}
+    with wukong.Client(**limited) as client:
+        expected = r"page 0 \(9 tasks\) is 1,60\d,\d+ bytes.*'t7', takes 200,"
+        with pytest.raises(wukong.GraphError, match=expected):
+            client.get(graph, "total")
+        client.settle()
+        assert client.stores.list_keys("wukong/") == []
+    with wukong.Client(**limited, page_tasks=2) as client:
+        assert client.get(graph, "total") == dask.get(graph, "total")

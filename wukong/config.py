@@ -94,6 +94,11 @@ class WukongConfig(BaseSettings):
             (Redis, embedded, sharded Redis, memcached; see ``docs/reliability.md`` for S3): the
             backstop that removes a job's keys even when its client dies before its clean-up.
             It must exceed ``timeout``; ``None`` keeps keys until the clean-up or ``wukong gc``.
+        page_tasks: tasks per schedule page, the unit in which executors read the plan.
+        plan_memory_bytes: the client memory one job's plan may take. A graph whose plan would
+            need more (about :data:`~wukong.core.graph.PLAN_BYTES_PER_TASK` a task) is refused
+            with :class:`~wukong.errors.GraphError` before anything runs; ``None``: half of this
+            machine's memory.
         locality: big-object optimisations (:class:`LocalitySettings`).
         monitoring: progress bar, task records and executor logs (:class:`MonitoringSettings`).
         scheduling: ``decentralized`` (executors schedule each other: wukong) or ``centralized``
@@ -120,6 +125,7 @@ class WukongConfig(BaseSettings):
     cleanup_timeout: float = Field(default=30.0, ge=0)
     key_ttl: int | None = Field(default=24 * 3600, gt=0)
     page_tasks: int = Field(default=1024, ge=1)
+    plan_memory_bytes: int | None = Field(default=None, gt=0)
     locality: LocalitySettings = Field(default_factory=LocalitySettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     scheduling: Literal["decentralized", "centralized"] = "decentralized"

@@ -38,15 +38,17 @@ def table(chosen: Sequence[Workload], engines: Sequence[str], timings: Sequence[
     return "\n".join(lines)
 
 
-def scale_table(scale: dict[str, float]) -> str:
+def scale_table(scale: dict[str, Any]) -> str:
     """The static scheduler beside ``dask.order``."""
     return "\n".join([
-        f"| partitioning {scale['tasks']:,} tasks | seconds | peak bytes per task |",
+        f"| planning {scale['tasks']:,} tasks ({scale['graph']}) | seconds | peak bytes per task |",
         "| --- | ---: | ---: |",
-        f"| wukong (normalise + partition) | {scale['wukong_seconds']:.2f} | "
+        f"| wukong (normalise + partition + pages) | {scale['wukong_seconds']:.2f} | "
         f"{scale['wukong_peak_bytes_per_task']:,.0f} |",
         f"| dask.order | {scale['dask_order_seconds']:.2f} | "
         f"{scale['dask_order_peak_bytes_per_task']:,.0f} |",
+        "",
+        f"Stored schedule pages: {scale['wukong_page_bytes_per_task']:,.0f} bytes a task.",
     ])  # fmt: skip
 
 
@@ -54,7 +56,7 @@ def write_json(
     path: str,
     facts: dict[str, Any],
     timings: list[dict[str, Any]],
-    scale: dict[str, float] | None,
+    scale: dict[str, Any] | None,
     workloads: list[dict[str, str]],
 ) -> None:
     """Everything measured, for tools and for comparing runs."""

@@ -24,7 +24,14 @@ from wukong.config import WukongConfig, load_config
 from wukong.core import codec, defaults, futures, shuffles
 from wukong.core.backends import create_compute
 from wukong.core.executor import handle_invocation
-from wukong.core.graph import TaskGraph, build_task_graph, literal_results, pack_results
+from wukong.core.graph import (
+    TaskGraph,
+    build_task_graph,
+    cycle_collection_paused,
+    literal_results,
+    pack_results,
+    plan_budget_tasks,
+)
 from wukong.core.job import HEARTBEAT_SECONDS, Job, alive_value
 from wukong.core.partition import partition
 from wukong.core.stores import Stores, share, unshare
@@ -182,13 +189,15 @@ class Client:
 
     def _get(self, dsk: Any, keys: Any, callbacks: list[Any], hold: bool = False) -> Any:
         started = time.perf_counter()
-        graph, computed = self._task_graph(dsk, keys)
+        with cycle_collection_paused():
+            graph, computed = self._task_graph(dsk, keys)
         literals = literal_results(graph)
         if len(literals) == len(graph.results):  # nothing to run: the values are in the graph
             return pack_results(keys, shuffles.by_requested_key(keys, computed, literals))
         built = time.perf_counter()
         observer = dask_callbacks.DaskCallbacks(callbacks, graph) if callbacks else None
-        plan = partition(graph, self.config.page_tasks)
+        with cycle_collection_paused():
+            plan = partition(graph, self.config.page_tasks)
         partitioned = time.perf_counter()
         job = Job(
             graph,
@@ -327,10 +336,11 @@ class Client:
 
     def _build(self, dsk: Any, keys: Any) -> tuple[TaskGraph, Any]:
         held = self._holdings.nodes()
+        max_tasks = plan_budget_tasks(self.config.plan_memory_bytes)
         if self.compute_backend.capabilities.shares_filesystem:
-            return build_task_graph(dsk, keys, held), keys
+            return build_task_graph(dsk, keys, held, max_tasks), keys
         dsk, computed = shuffles.as_task_shuffles(dsk, keys)
-        graph = build_task_graph(dsk, computed, held)
+        graph = build_task_graph(dsk, computed, held, max_tasks)
         if on_disk := shuffles.disk_shuffle_tasks(graph):
             raise GraphError(shuffles.refusal(on_disk, self.compute_backend.describe()), on_disk)
         return graph, computed

@@ -73,7 +73,7 @@ from wukong.core.futures import held_key
 from wukong.core.invocation import Invocation, decode_payload, encode_payloads
 from wukong.core.keys import JobKeys
 from wukong.core.locality import MISSING, LocalityCache
-from wukong.core.partition import Edge, TaskPlan
+from wukong.core.partition import Edge, TaskPlan, page_plans
 from wukong.core.stores import Stores, open_stores
 from wukong.errors import JobEndedError, MissingKeyError, SerializationError, StorageError
 from wukong.monitoring import logs
@@ -136,7 +136,7 @@ class PageCache:
                     f"({_LOST_KEY_CAUSES})"
                 )
             metrics.metadata_bytes_read += len(blob)
-            tasks = codec.loads(blob)
+            tasks = page_plans(codec.loads(blob))
             with self._lock:
                 self._pages[entry] = tasks
                 while len(self._pages) > self._capacity:

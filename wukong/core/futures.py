@@ -35,6 +35,7 @@ from typing import Any
 
 from dask._task_spec import GraphNode, Task
 
+from wukong.core.calls import Call
 from wukong.errors import MissingKeyError, WukongError
 
 Key = Hashable
@@ -59,10 +60,13 @@ def held_node(key: Key, store_key: str) -> GraphNode:
     return Task(key, held_output, store_key)
 
 
-def held_key(node: GraphNode) -> str | None:
-    """The store key a task reads, if it is a :func:`held_node`; else ``None``."""
-    if isinstance(node, Task) and node.func is held_output:
-        return node.args[0]
+def held_key(node: GraphNode | Call) -> str | None:
+    """The store key a task reads, if it is a :func:`held_node`; else ``None``.
+
+    On an executor the node may be a :class:`~wukong.core.calls.Call`, the lean form it travels in.
+    """
+    if getattr(node, "func", None) is held_output:
+        return node.args[0]  # type: ignore[union-attr]
     return None
 
 

@@ -17,19 +17,25 @@ The result names tasks by index, in topological order (every task after its depe
 
 from __future__ import annotations
 
-from collections import ChainMap
-from collections.abc import Hashable, Iterable, Mapping
+import gc
+import os
+from collections.abc import Container, Hashable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from dask._task_spec import DataNode, GraphNode, convert_legacy_graph
+from dask._task_spec import Alias, DataNode, GraphNode, convert_legacy_task
 from dask.core import flatten
 
+from wukong.core.calls import Call, plain_call
 from wukong.errors import GraphError, MissingKeyError
 
 Key = Hashable
 
 _SHOWN_KEYS = 10
+PLAN_BYTES_PER_TASK = 1500
+"""Client memory a task's plan takes at most, measured: graph, plan, pages and the job's books."""
+_ABSENT = object()
 
 
 @dataclass(slots=True)
@@ -46,13 +52,43 @@ class TaskGraph:
     """
 
     keys: list[Key]
-    nodes: list[GraphNode]
+    nodes: list[GraphNode | Call]
     dependencies: list[tuple[int, ...]]
     dependents: list[list[int]]
     results: list[int]
 
     def __len__(self) -> int:
         return len(self.keys)
+
+
+def plan_budget_tasks(plan_memory_bytes: int | None) -> int | None:
+    """The most tasks a plan within ``plan_memory_bytes`` may have (``None``: half this machine's memory).
+
+    ``None`` where the machine does not say how much memory it has.
+    """
+    if plan_memory_bytes is None:
+        try:
+            plan_memory_bytes = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+        except (AttributeError, ValueError, OSError):
+            return None
+    return max(1, plan_memory_bytes // PLAN_BYTES_PER_TASK)
+
+
+@contextmanager
+def cycle_collection_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while a plan is built (it resumes after, if it ran before).
+
+    Planning allocates millions of small objects and frees almost none of them, so the collector
+    would walk every one of them again each time the survivors grow by a quarter: at a million
+    tasks that doubles the planning time, and it finds nothing, for plans hold no cycles.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def as_mapping(dsk: Any) -> Mapping:
@@ -76,21 +112,68 @@ def _shown(keys: Iterable[Key]) -> str:
     return listed + more
 
 
-def _needed_nodes(nodes: Mapping[Key, GraphNode], targets: list[Key]) -> dict[Key, GraphNode]:
-    """The requested tasks and everything they depend on; missing dependencies are an error."""
-    needed: dict[Key, GraphNode] = {}
+def _node(key: Key, value: Any, graph_keys: Container[Key]) -> GraphNode | Call | None:
+    """The task of ``key`` as Dask reads ``value`` (``None``: a key that only names itself)."""
+    call = plain_call(value, graph_keys)
+    if call is not None:
+        return call
+    node = convert_legacy_task(key, value, graph_keys)
+    if isinstance(node, Alias) and node.target == key:
+        return None  # convert_legacy_graph drops such a task
+    return node if isinstance(node, GraphNode) else DataNode(key, node)
+
+
+@dataclass(slots=True)
+class _Numbered:
+    """The tasks the requested keys need, numbered as the walk first meets them."""
+
+    keys: list[Key]
+    nodes: list[GraphNode | Call]
+    inputs: list[tuple[int, ...]]
+    targets: list[int]
+
+
+def _number_needed(mapping: Mapping, held: Mapping | None, targets: list[Key]) -> _Numbered:
+    """Convert and number the requested tasks and everything they depend on, each once.
+
+    Every key is hashed here and never again: what follows works on the numbers. A dependency no
+    task produces is an error naming the tasks that need it.
+    """
+    graph_keys = mapping if isinstance(mapping, dict) else set(mapping)  # Dask's ``all_keys``
+    index: dict[Key, int] = {}
+    keys: list[Key] = []
+    nodes: list[GraphNode | Call] = []
     missing: dict[Key, list[Key]] = {}
-    stack = list(targets)
-    while stack:
-        key = stack.pop()
-        if key in needed:
-            continue
-        node = needed[key] = nodes[key]
-        for dependency in node.dependencies:
-            if dependency not in nodes:
-                missing.setdefault(key, []).append(dependency)
-            elif dependency not in needed:
-                stack.append(dependency)
+
+    def number(key: Key) -> int | None:
+        value = mapping.get(key, _ABSENT)
+        node = None if value is _ABSENT else _node(key, value, graph_keys)
+        if node is None and held is not None:
+            node = held.get(key)
+        if node is None:
+            return None
+        index[key] = found = len(keys)
+        keys.append(key)
+        nodes.append(node)
+        return found
+
+    absent = [key for key in targets if number(key) is None]
+    if absent:
+        raise MissingKeyError(f"requested key(s) not in the graph: {_shown(absent)}", absent, absent)
+    inputs: list[tuple[int, ...]] = []
+    task = 0
+    while task < len(nodes):  # ``nodes`` grows while it is walked
+        ids = []
+        for dependency in nodes[task].dependencies:
+            found = index.get(dependency)
+            if found is None:
+                found = number(dependency)
+                if found is None:
+                    missing.setdefault(keys[task], []).append(dependency)
+                    continue
+            ids.append(found)
+        inputs.append(tuple(ids))
+        task += 1
     if missing:
         described = "; ".join(
             f"{key!r} needs {_shown(deps)}" for key, deps in list(missing.items())[:_SHOWN_KEYS]
@@ -100,95 +183,120 @@ def _needed_nodes(nodes: Mapping[Key, GraphNode], targets: list[Key]) -> dict[Ke
             list(missing),
             list(dict.fromkeys(key for deps in missing.values() for key in deps)),
         )
-    return needed
+    return _Numbered(keys, nodes, inputs, [index[key] for key in targets])
 
 
-def _inline_constants(needed: dict[Key, GraphNode], targets: list[Key]) -> None:
+def _inline_constants(numbered: _Numbered) -> bytearray:
     """Fold each constant that feeds exactly one task, and is not requested, into that task.
 
     A constant needs no executor, no invocation and no storage round trip; folding it into its one
-    user copies nothing. A tree reduction of numbers thus starts from its first additions.
+    user copies nothing. A tree reduction of numbers thus starts from its first additions. Returns
+    a mark for each task folded away.
     """
-    uses: dict[Key, int] = {}
-    user: dict[Key, Key] = {}
-    for key, node in needed.items():
-        for dependency in node.dependencies:
-            uses[dependency] = uses.get(dependency, 0) + 1
-            user[dependency] = key
-    requested = set(targets)
-    for key, node in list(needed.items()):
-        if isinstance(node, DataNode) and uses.get(key) == 1 and key not in requested:
-            consumer = user[key]
-            needed[consumer] = needed[consumer].substitute({key: node})
-            del needed[key]
+    nodes, inputs = numbered.nodes, numbered.inputs
+    uses = [0] * len(nodes)
+    user = [0] * len(nodes)
+    for task, ids in enumerate(inputs):
+        for dependency in ids:
+            uses[dependency] += 1
+            user[dependency] = task
+    folded = bytearray(len(nodes))
+    requested = set(numbered.targets)
+    for task, node in enumerate(nodes):
+        if isinstance(node, DataNode) and uses[task] == 1 and task not in requested:
+            consumer = user[task]
+            nodes[consumer] = nodes[consumer].substitute({numbered.keys[task]: node})
+            inputs[consumer] = tuple(i for i in inputs[consumer] if i != task)
+            folded[task] = 1
+    return folded
 
 
-def _find_cycle(remaining: Mapping[Key, GraphNode]) -> list[Key]:
-    """Walk dependencies inside ``remaining`` (which holds only cyclic parts) until a key repeats."""
-    start = next(iter(remaining))
-    path: list[Key] = []
-    position: dict[Key, int] = {}
-    key = start
-    while key not in position:
-        position[key] = len(path)
-        path.append(key)
-        key = next(d for d in remaining[key].dependencies if d in remaining)
-    return [*path[position[key] :], key]
-
-
-def _topological_order(needed: dict[Key, GraphNode]) -> list[Key]:
-    """Kahn's algorithm; a cycle is a :class:`GraphError` that names its keys."""
-    waiting = {key: len(node.dependencies) for key, node in needed.items()}
-    dependents: dict[Key, list[Key]] = {}
-    for key, node in needed.items():
-        for dependency in node.dependencies:
-            dependents.setdefault(dependency, []).append(key)
-    order = [key for key, count in waiting.items() if count == 0]
-    for key in order:  # grows while it is walked
-        for dependent in dependents.get(key, ()):
+def _topological_order(numbered: _Numbered, folded: bytearray) -> list[int]:
+    """Kahn's algorithm on task numbers; a cycle is a :class:`GraphError` that names its keys."""
+    inputs = numbered.inputs
+    waiting = [len(ids) for ids in inputs]
+    dependents: list[list[int]] = [[] for _ in inputs]
+    for task, ids in enumerate(inputs):
+        for dependency in ids:
+            dependents[dependency].append(task)
+    order = [task for task, count in enumerate(waiting) if count == 0 and not folded[task]]
+    for task in order:  # grows while it is walked
+        for dependent in dependents[task]:
             waiting[dependent] -= 1
             if waiting[dependent] == 0:
                 order.append(dependent)
-    if len(order) < len(needed):
+    if len(order) < len(inputs) - sum(folded):
         done = set(order)
-        cycle = _find_cycle({k: n for k, n in needed.items() if k not in done})
-        raise GraphError(f"the graph has a cycle: {' -> '.join(map(repr, cycle))}", cycle)
+        remaining = [t for t in range(len(inputs)) if t not in done and not folded[t]]
+        cycle = _find_cycle(remaining, inputs)
+        keys = numbered.keys
+        raise GraphError(
+            f"the graph has a cycle: {' -> '.join(repr(keys[t]) for t in cycle)}",
+            [keys[t] for t in cycle],
+        )
     return order
 
 
-def build_task_graph(dsk: Any, keys: Any, held: Mapping[Key, GraphNode] | None = None) -> TaskGraph:
+def _find_cycle(remaining: list[int], inputs: list[tuple[int, ...]]) -> list[int]:
+    """Walk inputs inside ``remaining`` (which holds only cyclic parts) until a task repeats."""
+    inside = set(remaining)
+    path: list[int] = []
+    position: dict[int, int] = {}
+    task = remaining[0]
+    while task not in position:
+        position[task] = len(path)
+        path.append(task)
+        task = next(d for d in inputs[task] if d in inside)
+    return [*path[position[task] :], task]
+
+
+def build_task_graph(
+    dsk: Any, keys: Any, held: Mapping[Key, GraphNode] | None = None, max_tasks: int | None = None
+) -> TaskGraph:
     """Normalise ``dsk`` and cull it to what ``keys`` (a key or nested lists of keys) need.
 
     ``held`` gives the tasks of keys that are not in ``dsk`` but persisted in the store (the keys
-    of futures); the graph takes those it needs.
+    of futures); the graph takes those it needs. A graph of more than ``max_tasks`` tasks is
+    refused before any is converted (the client's plan budget). Tasks are converted as Dask's
+    ``convert_legacy_graph`` converts them, but only those needed, and plain tuple tasks become
+    lean :class:`~wukong.core.calls.Call` objects.
 
     Raises:
         MissingKeyError: a requested key is not in the graph.
-        GraphError: a task depends on a key no task produces, or the graph has a cycle.
+        GraphError: a task depends on a key no task produces, the graph has a cycle, or it has
+            more than ``max_tasks`` tasks.
 
     """
-    nodes: Mapping[Key, GraphNode] = convert_legacy_graph(as_mapping(dsk))
-    if held:
-        nodes = ChainMap(nodes, held)
+    mapping = as_mapping(dsk)
+    if max_tasks is not None and len(mapping) > max_tasks:
+        raise GraphError(
+            f"the graph has {len(mapping):,} tasks: planning them would take about "
+            f"{len(mapping) * PLAN_BYTES_PER_TASK / 1e9:.1f} GB of this client's memory, more than "
+            f"its plan budget of {max_tasks * PLAN_BYTES_PER_TASK / 1e9:.1f} GB (the "
+            "plan_memory_bytes setting, WUKONG_PLAN_MEMORY_BYTES). Raise the budget, or compute "
+            "the collection in parts",
+            [],
+        )
     targets = list(dict.fromkeys(flatten(keys) if isinstance(keys, list) else [keys]))
-    absent = [key for key in targets if key not in nodes]
-    if absent:
-        raise MissingKeyError(f"requested key(s) not in the graph: {_shown(absent)}", absent, absent)
-    needed = _needed_nodes(nodes, targets)
-    _inline_constants(needed, targets)
-    order = _topological_order(needed)
-    index = {key: i for i, key in enumerate(order)}
-    dependencies = [tuple(index[d] for d in needed[key].dependencies) for key in order]
+    numbered = _number_needed(mapping, held or None, targets)
+    folded = _inline_constants(numbered)
+    order = _topological_order(numbered, folded)
+    position = [0] * len(numbered.keys)
+    for place, task in enumerate(order):
+        position[task] = place
+    inputs = numbered.inputs
+    dependencies = [tuple([position[d] for d in inputs[task]]) for task in order]
     dependents: list[list[int]] = [[] for _ in order]
-    for task, inputs in enumerate(dependencies):
-        for dependency in inputs:
+    for task, ids in enumerate(dependencies):
+        for dependency in ids:
             dependents[dependency].append(task)
+    nodes, all_keys = numbered.nodes, numbered.keys
     return TaskGraph(
-        keys=order,
-        nodes=[needed[key] for key in order],
+        keys=[all_keys[task] for task in order],
+        nodes=[nodes[task] for task in order],
         dependencies=dependencies,
         dependents=dependents,
-        results=[index[key] for key in targets],
+        results=[position[task] for task in numbered.targets],
     )
 
 

@@ -32,12 +32,19 @@ from typing import Any
 from wukong.backends.compute.base import ComputeBackend
 from wukong.config import LocalitySettings, MonitoringSettings
 from wukong.core import codec, records
-from wukong.core.graph import TaskGraph
+from wukong.core.graph import TaskGraph, cycle_collection_paused
 from wukong.core.invocation import ExecutorOptions, Invocation, encode_payloads
 from wukong.core.keys import JobKeys, JobShape, job_keys
 from wukong.core.partition import Plan
 from wukong.core.stores import Stores
-from wukong.errors import ComputeError, JobLostError, JobTimeoutError, SerializationError, StorageError
+from wukong.errors import (
+    ComputeError,
+    GraphError,
+    JobLostError,
+    JobTimeoutError,
+    SerializationError,
+    StorageError,
+)
 from wukong.monitoring import timeline
 from wukong.monitoring.dask_callbacks import DaskCallbacks
 from wukong.monitoring.metrics import Metrics
@@ -48,6 +55,7 @@ from wukong.monitoring.summary import JobMetrics
 logger = logging.getLogger("wukong.job")
 
 _POLL_SECONDS = 0.5
+_INVOKED_AT_ONCE = 4096  # leaves whose payloads the client encodes and sends together
 HEARTBEAT_SECONDS = 5.0  # how often a waiting client refreshes its job's alive mark
 
 
@@ -113,7 +121,8 @@ class Job:
         """Store the schedule pages, count the leaves' executors in, and invoke them."""
         started = time.perf_counter()
         keys, plan = self.keys, self.plan
-        pages = {keys.page(page): self._encode_page(page) for page in range(len(plan.pages))}
+        with cycle_collection_paused():
+            pages = {keys.page(page): self._encode_page(page) for page in range(len(plan.pages))}
         self.submitted = time.time()
         if self.key_ttl is not None:
             self._keys_expire = time.perf_counter() + self.key_ttl
@@ -122,12 +131,17 @@ class Job:
         self.report.seconds["submit"] = time.perf_counter() - started
 
     def _invoke(self, tasks: list[int]) -> None:
-        """Count executors in for ``tasks``, then invoke them."""
-        first = self._invocation(0, 0)
-        invocations = [first.successor(task, self.plan.page_of[task]) for task in tasks]
-        payloads = encode_payloads(invocations, self.view)
-        self.view.metadata.increment(self.keys.live_executors, len(tasks))
-        self.compute.invoke(payloads)
+        """Count executors in for ``tasks``, then invoke them, a batch at a time.
+
+        Batches keep the client's payloads few at any moment (a million-task job has half a
+        million leaves), and the first executors start while later payloads are encoded.
+        """
+        first, page_of = self._invocation(0, 0), self.plan.page_of
+        for start in range(0, len(tasks), _INVOKED_AT_ONCE):
+            batch = tasks[start : start + _INVOKED_AT_ONCE]
+            payloads = encode_payloads([first.successor(task, page_of[task]) for task in batch], self.view)
+            self.view.metadata.increment(self.keys.live_executors, len(batch))
+            self.compute.invoke(payloads)
 
     def _invocation(self, task: int, page: int) -> Invocation:
         capabilities, locality = self.compute.capabilities, self.locality
@@ -151,20 +165,37 @@ class Job:
     def _may_store_payloads(self) -> bool:
         """Whether an invocation of this job may be too big to send (the largest task number is)."""
         limit = self.compute.capabilities.max_payload_bytes
-        last = len(self.plan.tasks)
+        last = len(self.plan)
         return limit is not None and len(self._invocation(last, last).encode()) > limit
 
     def _encode_page(self, page: int) -> bytes:
-        contents = self.plan.page_contents(page)
+        columns = self.plan.page_columns(page)
         try:
-            return codec.dumps(contents)
+            blob = codec.dumps(columns)
         except Exception:
-            for plan in contents.values():  # find the task to blame
+            for task, node in zip(columns[0], columns[2], strict=True):  # find the task to blame
                 try:
-                    codec.dumps_code(plan.node)
+                    codec.dumps_code(node)
                 except Exception as error:
-                    raise SerializationError(plan.key, error) from error
+                    raise SerializationError(self.graph.keys[task], error) from error
             raise
+        limit = self.stores.metadata.capabilities.max_object_bytes
+        if limit is not None and len(blob) > limit:
+            raise GraphError(self._page_too_big(page, len(blob), limit), [])
+        return blob
+
+    def _page_too_big(self, page: int, size: int, limit: int) -> str:
+        """Say which task makes a schedule page bigger than the store takes, and what to do."""
+        tasks = self.plan.pages[page]
+        sizes = {task: len(codec.dumps_code(self.graph.nodes[task])) for task in tasks}
+        biggest = max(sizes, key=sizes.__getitem__)
+        return (
+            f"schedule page {page} ({len(tasks)} tasks) is {size:,} bytes, more than "
+            f"{self.stores.metadata.describe()} accepts ({limit:,} bytes); its largest task, "
+            f"{self.graph.keys[biggest]!r}, takes {sizes[biggest]:,} bytes with its arguments. "
+            "Pass large values to tasks as Dask collections or persisted futures rather than "
+            "inside the graph, or lower page_tasks"
+        )
 
     def wait(self, collect: bool = True) -> list[Any]:
         """Wait for every requested output and return them in the order of ``graph.results``.
@@ -349,17 +380,18 @@ class Job:
         """What decides which keys this job may have written (see :data:`wukong.core.keys.KINDS`)."""
         plan, capabilities = self.plan, self.compute.capabilities
         strawman_stores = _strawman().stores_output if self.central is not None else None
-        tasks = plan.tasks
+        tasks = range(len(plan))
         return JobShape(
-            tasks=len(tasks),
+            tasks=len(plan),
             pages=len(plan.pages),
-            fan_ins=tuple(task for task, p in enumerate(tasks) if len(p.inputs) > 1),
-            fan_outs=tuple(task for task, p in enumerate(tasks) if len(p.dependents) > 1),
+            fan_ins=tuple(task for task in tasks if plan.fan_in(task) > 1),
+            fan_outs=tuple(task for task in tasks if plan.fan_out(task) > 1),
             # Centralized executors store every output that anyone reads (see the strawman).
             stored_outputs=tuple(
                 task
-                for task, p in enumerate(tasks)
-                if p.store_output or (strawman_stores is not None and strawman_stores(p))
+                for task in tasks
+                if plan.stores_output(task)
+                or (strawman_stores is not None and strawman_stores(plan.task(task)))
             ),
             metric_names=tuple(field.name for field in fields(Metrics)),
             delayed_io=self.locality.delayed_io,

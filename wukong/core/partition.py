@@ -29,10 +29,15 @@ executors of ``a`` and ``b`` sets the second bit of ``ab``'s counter runs ``ab``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from dask._task_spec import GraphNode, Task, TaskRef
+
+from wukong.core.calls import Call
 from wukong.core.graph import Key, TaskGraph
+
+_SCANNED_INPUTS = 32  # a wider fan-in finds an input's bit in a table, not by a scan
 
 
 class Edge(NamedTuple):
@@ -57,29 +62,165 @@ class TaskPlan:
     is_result: bool
 
 
+_WIRE_STORE, _WIRE_RESULT = 1, 2  # a task's flags in a stored page
+
+
 @dataclass(slots=True)
 class Plan:
-    """A partitioned job.
+    """A partitioned job, held as columns by task index; :meth:`task` builds one task's plan.
 
     Attributes:
-        tasks: the plan of each task, by index.
+        graph: the graph it partitions.
+        preferred: each task's dependents, in the order an executor prefers to become them.
         leaves: the tasks with no inputs, in the order they are invoked.
         schedules: the tasks of each leaf's schedule, in walk order (parallel to ``leaves``).
         pages: the tasks stored in each page.
         page_of: the page of each task.
+        results: the requested tasks.
 
     """
 
-    tasks: list[TaskPlan]
+    graph: TaskGraph
+    preferred: list[list[int]]
     leaves: list[int]
     schedules: list[list[int]]
     pages: list[list[int]]
     page_of: list[int]
+    results: frozenset[int]
+    _wide_bits: dict[int, dict[int, int]] = field(default_factory=dict, init=False, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.graph)
+
+    @property
+    def tasks(self) -> list[TaskPlan]:
+        """Every task's plan, by index (builds them all: for small plans and tests)."""
+        return [self.task(task) for task in range(len(self.graph))]
+
+    def fan_in(self, task: int) -> int:
+        """How many inputs ``task`` has."""
+        return len(self.graph.dependencies[task])
+
+    def fan_out(self, task: int) -> int:
+        """How many tasks take ``task``'s output."""
+        return len(self.preferred[task])
+
+    def stores_output(self, task: int) -> bool:
+        """Whether ``task``'s output must be stored (see the invariants in the module's text)."""
+        after = self.preferred[task]
+        return (
+            len(after) > 1
+            or (len(after) == 1 and len(self.graph.dependencies[after[0]]) > 1)
+            or task in self.results
+        )
+
+    def edges(self, task: int) -> tuple[Edge, ...]:
+        """``task``'s out-edges, in preference order."""
+        dependencies, page_of = self.graph.dependencies, self.page_of
+        return tuple(
+            Edge(d, page_of[d], self._bit(task, d), len(dependencies[d])) for d in self.preferred[task]
+        )
+
+    def _bit(self, task: int, dependent: int) -> int:
+        """The bit ``task`` sets in ``dependent``'s counter: its position among the inputs."""
+        inputs = self.graph.dependencies[dependent]
+        if len(inputs) <= _SCANNED_INPUTS:
+            return inputs.index(task)
+        bits = self._wide_bits.get(dependent)
+        if bits is None:
+            bits = self._wide_bits[dependent] = {t: bit for bit, t in enumerate(inputs)}
+        return bits[task]
+
+    def task(self, task: int) -> TaskPlan:
+        """Everything an executor needs to run ``task``."""
+        graph = self.graph
+        keys, inputs = graph.keys, graph.dependencies[task]
+        return TaskPlan(
+            key=keys[task],
+            node=graph.nodes[task],
+            inputs=inputs,
+            input_keys=tuple(keys[i] for i in inputs),
+            dependents=self.edges(task),
+            store_output=self.stores_output(task),
+            is_result=task in self.results,
+        )
 
     def page_contents(self, page: int) -> dict[int, TaskPlan]:
         """The tasks of ``page``, by index, as executors load them."""
-        tasks = self.tasks
-        return {task: tasks[task] for task in self.pages[page]}
+        return {task: self.task(task) for task in self.pages[page]}
+
+    def page_columns(self, page: int) -> tuple[Any, ...]:
+        """The stored form of ``page``: columns of plain values, read back by :func:`page_plans`.
+
+        No per-task object of wukong's is pickled. The input keys of a lean call are left out:
+        they are its dependencies, in the same order.
+        """
+        graph, results = self.graph, self.results
+        keys, nodes, dependencies = graph.keys, graph.nodes, graph.dependencies
+        tasks = self.pages[page]
+        preferred, page_of, bit = self.preferred, self.page_of, self._bit
+        edges = []
+        flags = bytearray(len(tasks))
+        for position, task in enumerate(tasks):
+            flat: list[int] = []
+            for d in preferred[task]:
+                flat += (d, page_of[d], bit(task, d), len(dependencies[d]))
+            edges.append(flat)
+            flags[position] = (_WIRE_STORE if self.stores_output(task) else 0) | (
+                _WIRE_RESULT if task in results else 0
+            )
+        return (
+            tasks,
+            [keys[t] for t in tasks],
+            [_wire_node(nodes[t]) for t in tasks],
+            [dependencies[t] for t in tasks],
+            [None if isinstance(nodes[t], Call) else tuple(keys[i] for i in dependencies[t]) for t in tasks],
+            edges,
+            bytes(flags),
+        )
+
+
+def _wire_node(node: Any) -> Any:
+    """A node as a plain tuple ``(func, args, refs)`` where it is a call, pickled without Python code.
+
+    Dask's ``Task`` pickles every slot through a Python method; one that only calls its function
+    on references and values (no keyword arguments, no nested nodes) computes the same as a
+    :class:`~wukong.core.calls.Call`. Any other node travels as it is.
+    """
+    kind = type(node)
+    if kind is Call:
+        return node.func, node.args, node.refs
+    if kind is not Task or node.kwargs:
+        return node
+    refs = []
+    args = list(node.args)
+    for position, arg in enumerate(args):
+        if type(arg) is TaskRef:
+            args[position] = arg.key
+            refs.append(position)
+        elif isinstance(arg, (GraphNode, TaskRef)):
+            return node
+    return node.func, tuple(args), tuple(refs)
+
+
+def page_plans(columns: tuple[Any, ...]) -> dict[int, TaskPlan]:
+    """The plans of a page's tasks, by index, from :meth:`Plan.page_columns`."""
+    tasks, keys, nodes, inputs, input_keys, edges, flags = columns
+    plans = {}
+    for position, task in enumerate(tasks):
+        node, flat = nodes[position], edges[position]
+        if type(node) is tuple:
+            node = Call(*node)
+        plans[task] = TaskPlan(
+            key=keys[position],
+            node=node,
+            inputs=inputs[position],
+            input_keys=node.dependencies if input_keys[position] is None else input_keys[position],
+            dependents=tuple(Edge(*flat[i : i + 4]) for i in range(0, len(flat), 4)),
+            store_output=bool(flags[position] & _WIRE_STORE),
+            is_result=bool(flags[position] & _WIRE_RESULT),
+        )
+    return plans
 
 
 def _heights(graph: TaskGraph) -> list[int]:
@@ -152,37 +293,15 @@ def _pages(schedules: list[list[int]], page_tasks: int, size: int) -> tuple[list
 
 def partition(graph: TaskGraph, page_tasks: int = 1024) -> Plan:
     """Partition ``graph`` into schedules and pages and decide, per task, what to store and become."""
-    size = len(graph)
     dependencies = graph.dependencies
-    fan_in = [len(inputs) for inputs in dependencies]
     heights = _heights(graph)
-    preferred = [sorted(after, key=lambda d: (fan_in[d], -heights[d], d)) for after in graph.dependents]
+
+    def preference(dependent: int) -> tuple[int, int, int]:
+        return len(dependencies[dependent]), -heights[dependent], dependent
+
+    # Most tasks have one dependent or none: their list is the graph's own.
+    preferred = [after if len(after) < 2 else sorted(after, key=preference) for after in graph.dependents]
     leaves = _leaf_order(graph)
     schedules = _schedules(graph, leaves, preferred)
-    pages, page_of = _pages(schedules, page_tasks, size)
-
-    # The bit each input sets in its dependent's counter is its position among that dependent's inputs.
-    bits: list[dict[int, int]] = [{} for _ in range(size)]
-    for task, inputs in enumerate(dependencies):
-        for bit, dependency in enumerate(inputs):
-            bits[dependency][task] = bit
-
-    results = set(graph.results)
-    keys = graph.keys
-    tasks = []
-    for task in range(size):
-        after = preferred[task]
-        edges = tuple(Edge(d, page_of[d], bits[task][d], fan_in[d]) for d in after)
-        store = task in results or len(after) > 1 or (len(after) == 1 and fan_in[after[0]] > 1)
-        tasks.append(
-            TaskPlan(
-                key=keys[task],
-                node=graph.nodes[task],
-                inputs=dependencies[task],
-                input_keys=tuple(keys[i] for i in dependencies[task]),
-                dependents=edges,
-                store_output=store,
-                is_result=task in results,
-            )
-        )
-    return Plan(tasks=tasks, leaves=leaves, schedules=schedules, pages=pages, page_of=page_of)
+    pages, page_of = _pages(schedules, page_tasks, len(graph))
+    return Plan(graph, preferred, leaves, schedules, pages, page_of, frozenset(graph.results))

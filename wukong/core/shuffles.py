@@ -27,6 +27,7 @@ import dask
 from dask._task_spec import GraphNode, Task
 from dask.core import flatten
 
+from wukong.core.calls import Call
 from wukong.core.graph import TaskGraph
 
 SHUFFLE_METHOD_SETTING = "dataframe.shuffle.method"
@@ -91,8 +92,10 @@ def disk_shuffle_tasks(graph: TaskGraph) -> list[Hashable]:
     ]
 
 
-def _makes_partd(node: GraphNode) -> bool:
+def _makes_partd(node: GraphNode | Call) -> bool:
     """Whether a task calls partd, or hands partd's classes to what it calls (``apply(partd.File)``)."""
+    if isinstance(node, Call):
+        return _is_partd(node.func) or any(_is_partd(argument) for argument in node.args)
     if not isinstance(node, Task):
         return False
     if _is_partd(node.func):

@@ -23,7 +23,7 @@ class CentralScheduler:
 
     def __init__(self, plan: Plan):
         self._plan = plan
-        self._missing = [len(task.inputs) for task in plan.tasks]
+        self._missing = [plan.fan_in(task) for task in range(len(plan))]
         self._done: set[int] = set()
 
     def done(self, task: int) -> list[int]:
@@ -32,10 +32,10 @@ class CentralScheduler:
             return []
         self._done.add(task)
         ready = []
-        for edge in self._plan.tasks[task].dependents:
-            self._missing[edge.task] -= 1
-            if self._missing[edge.task] == 0:
-                ready.append(edge.task)
+        for dependent in self._plan.preferred[task]:
+            self._missing[dependent] -= 1
+            if self._missing[dependent] == 0:
+                ready.append(dependent)
         return ready
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from dask.callbacks import Callback, normalize_callback, unpack_callbacks
 
+from wukong.core.calls import Call
 from wukong.core.graph import TaskGraph
 from wukong.monitoring.timeline import TaskRecord
 
@@ -52,7 +53,11 @@ class DaskCallbacks:
         )
         self._graph = graph
         keys = graph.keys
-        self.dsk = dict(zip(keys, graph.nodes, strict=True))
+        # Callbacks get Dask's own task objects, as under Dask's schedulers.
+        self.dsk = {
+            key: node.as_task(key) if isinstance(node, Call) else node
+            for key, node in zip(keys, graph.nodes, strict=True)
+        }
         dependencies = zip(keys, graph.dependencies, strict=True)
         dependents = zip(keys, graph.dependents, strict=True)
         self.state: dict[str, Any] = {

@@ -1,0 +1,118 @@
+"""Plain calls: the lean form of the commonest Dask task, a tuple ``(func, *args)`` of keys and values.
+
+Dask turns a legacy tuple task into a :class:`~dask._task_spec.Task` whose key arguments become
+``Alias`` nodes, three to five Python objects a task, each with its own frozenset of dependencies;
+at a million tasks, building and pickling them is most of the time the client spends before the
+first invocation. A :class:`Call` holds the function, the argument tuple as given, and the
+positions of the arguments that are keys: one object a task, pickled as three fields.
+
+:func:`plain_call` takes only the tuples whose meaning is certain without Dask's conversion: a
+callable, then arguments that are keys of the graph or plain values (not containers, dicts, task
+nodes or futures, which Dask converts recursively). It decides what a key is exactly as
+``dask._task_spec.convert_legacy_task`` does (an ``int``, ``float``, ``str`` or ``tuple`` found
+among the graph's keys), so the call computes what Dask's task would::
+
+    >>> from operator import add
+    >>> call = plain_call((add, "x", 10), {"x", "y"})
+    >>> call.dependencies, call({"x": 1})
+    (('x',), 11)
+    >>> plain_call((add, ["x"], 10), {"x"}) is None  # a list may hold keys: Dask converts it
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Container, Hashable, Mapping
+from typing import Any
+
+from dask._task_spec import DataNode, GraphNode, Task, TaskRef, _is_dask_future
+
+_NEEDS_CONVERSION = (list, tuple, set, frozenset, dict, GraphNode)
+_MAYBE_KEYS = (int, float, str, tuple)
+_PLAIN_KEY_TYPES = frozenset({int, float, str, tuple, bool})
+
+
+class Call:
+    """``func(*args)``, where the arguments at positions ``refs`` are keys replaced by their values.
+
+    Quacks like the part of Dask's ``GraphNode`` wukong uses: ``dependencies``, a call with the
+    inputs' values by key, and ``substitute`` of constants folded in.
+    """
+
+    __slots__ = ("args", "func", "refs")
+
+    def __init__(self, func: Callable[..., Any], args: tuple[Any, ...], refs: tuple[int, ...]):
+        self.func, self.args, self.refs = func, args, refs
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Call, (self.func, self.args, self.refs)
+
+    def __repr__(self) -> str:
+        name = getattr(self.func, "__name__", type(self.func).__name__)
+        return f"<Call {name}{self.args!r}>"
+
+    @property
+    def dependencies(self) -> tuple[Hashable, ...]:
+        """The keys this call reads, once each, in argument order."""
+        args, refs = self.args, self.refs
+        if len(refs) == 1:
+            return (args[refs[0]],)
+        return tuple(dict.fromkeys([args[i] for i in refs]))
+
+    def __call__(self, values: Mapping[Hashable, Any]) -> Any:
+        """Call the function with each key argument replaced by its value from ``values``."""
+        args = self.args
+        if not self.refs:
+            return self.func(*args)
+        given = list(args)
+        for position in self.refs:
+            given[position] = values[args[position]]
+        return self.func(*given)
+
+    def substitute(self, constants: Mapping[Hashable, DataNode]) -> Call:
+        """A copy with the key arguments found in ``constants`` replaced by the constants' values."""
+        args = list(self.args)
+        refs = []
+        for position in self.refs:
+            constant = constants.get(args[position])
+            if constant is None:
+                refs.append(position)
+            else:
+                args[position] = constant.value
+        return Call(self.func, tuple(args), tuple(refs))
+
+    def as_task(self, key: Hashable) -> Task:
+        """The Dask task that computes the same (for code that expects Dask's nodes: callbacks)."""
+        refs = set(self.refs)
+        args = (TaskRef(a) if i in refs else a for i, a in enumerate(self.args))
+        return Task(key, self.func, *args)
+
+
+def plain_call(task: Any, keys: Container[Hashable]) -> Call | None:
+    """``task`` as a :class:`Call` if it is a plain tuple task of the graph with ``keys``; else ``None``."""
+    if type(task) is not tuple or not task or not callable(task[0]):
+        return None
+    args = task[1:]
+    refs = []
+    for position, arg in enumerate(args):
+        kind = type(arg)
+        if kind in _PLAIN_KEY_TYPES:  # the common case, decided without the checks below
+            try:
+                if arg in keys:
+                    refs.append(position)
+                    continue
+            except TypeError:  # an unhashable tuple: Dask converts what it holds
+                return None
+            if kind is tuple:
+                return None
+            continue
+        if isinstance(arg, _MAYBE_KEYS):
+            try:
+                if arg in keys:
+                    refs.append(position)
+                    continue
+            except TypeError:  # an unhashable tuple: Dask converts what it holds
+                return None
+        if isinstance(arg, _NEEDS_CONVERSION) or _is_dask_future(arg):
+            return None
+    return Call(task[0], args, tuple(refs))
