@@ -34,7 +34,8 @@ Key = Hashable
 
 _SHOWN_KEYS = 10
 PLAN_BYTES_PER_TASK = 1500
-"""Client memory a task's plan takes at most, measured: graph, plan, pages and the job's books."""
+"""Client memory a job takes a task, rounded up from about 1.1 kB measured at a million tasks
+(plan, pages, payloads and the job's books; the user's graph aside): ``docs/benchmarks.md``."""
 _ABSENT = object()
 
 
