@@ -29,6 +29,7 @@ executors of ``a`` and ``b`` sets the second bit of ``ab``'s counter runs ``ab``
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -116,10 +117,13 @@ class Plan:
 
     def edges(self, task: int) -> tuple[Edge, ...]:
         """``task``'s out-edges, in preference order."""
+        return tuple(Edge(*fields) for fields in self._edge_fields(task))
+
+    def _edge_fields(self, task: int) -> Iterator[tuple[int, int, int, int]]:
+        """The fields of ``task``'s out-edges, in preference order (see :class:`Edge`)."""
         dependencies, page_of = self.graph.dependencies, self.page_of
-        return tuple(
-            Edge(d, page_of[d], self._bit(task, d), len(dependencies[d])) for d in self.preferred[task]
-        )
+        for d in self.preferred[task]:
+            yield d, page_of[d], self._bit(task, d), len(dependencies[d])
 
     def _bit(self, task: int, dependent: int) -> int:
         """The bit ``task`` sets in ``dependent``'s counter: its position among the inputs."""
@@ -158,13 +162,12 @@ class Plan:
         graph, results = self.graph, self.results
         keys, nodes, dependencies = graph.keys, graph.nodes, graph.dependencies
         tasks = self.pages[page]
-        preferred, page_of, bit = self.preferred, self.page_of, self._bit
         edges = []
         flags = bytearray(len(tasks))
         for position, task in enumerate(tasks):
             flat: list[int] = []
-            for d in preferred[task]:
-                flat += (d, page_of[d], bit(task, d), len(dependencies[d]))
+            for fields in self._edge_fields(task):
+                flat += fields
             edges.append(flat)
             flags[position] = (_WIRE_STORE if self.stores_output(task) else 0) | (
                 _WIRE_RESULT if task in results else 0
