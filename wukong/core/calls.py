@@ -96,23 +96,18 @@ def plain_call(task: Any, keys: Container[Hashable]) -> Call | None:
     refs = []
     for position, arg in enumerate(args):
         kind = type(arg)
-        if kind in _PLAIN_KEY_TYPES:  # the common case, decided without the checks below
+        exact = kind in _PLAIN_KEY_TYPES  # the common case, decided without the checks below
+        if exact or isinstance(arg, _MAYBE_KEYS):
             try:
                 if arg in keys:
                     refs.append(position)
                     continue
             except TypeError:  # an unhashable tuple: Dask converts what it holds
                 return None
-            if kind is tuple:
-                return None
-            continue
-        if isinstance(arg, _MAYBE_KEYS):
-            try:
-                if arg in keys:
-                    refs.append(position)
-                    continue
-            except TypeError:  # an unhashable tuple: Dask converts what it holds
-                return None
+            if exact:
+                if kind is tuple:
+                    return None
+                continue
         if isinstance(arg, _NEEDS_CONVERSION) or _is_dask_future(arg):
             return None
     return Call(task[0], args, tuple(refs))
