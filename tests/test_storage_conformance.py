@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
+import redis
 
 from tests.conftest import s3_data_settings
 from wukong.backends.storage.base import CountOut, StorageBackend
@@ -29,6 +31,28 @@ class TestRedis(StorageConformance):
             expected = [small] if value is small else None
             assert view.put_count_and_read({}, (prefix + counter, 1), 2, reads, out) == (2, expected, False)
         assert store.increment(prefix + "live", 0) == 2
+
+    def test_a_connection_the_server_dropped_is_reopened(self, store: StorageBackend, prefix: str) -> None:
+        store.put(prefix + "k", b"before")
+        assert store.get(prefix + "k") == b"before"  # the executor's path now holds a connection
+        killed = redis.Redis.from_url(store.url)
+        assert killed.client_kill_filter(_type="normal", skipme=True) >= 1
+        killed.close()
+        store.put(prefix + "k", b"after")
+        assert store.get(prefix + "k") == b"after"
+        assert store.get_many([prefix + "k", prefix + "none"]) == [b"after", None]
+
+    def test_a_forked_child_opens_its_own_connection(self, store: StorageBackend, prefix: str) -> None:
+        store.put_many({prefix + "parent": b"p" * 100, prefix + "child": b"c" * 100})
+        assert store.get(prefix + "parent") == b"p" * 100
+        pid = os.fork()
+        if pid == 0:  # the child: a shared socket would mix its replies with the parent's
+            replies = {store.get(prefix + "child") for _ in range(200)}
+            os._exit(0 if replies == {b"c" * 100} else 1)
+        replies = {store.get(prefix + "parent") for _ in range(200)}
+        _, status = os.waitpid(pid, 0)
+        assert replies == {b"p" * 100}
+        assert os.waitstatus_to_exitcode(status) == 0
 
 
 class TestEmbedded(StorageConformance):

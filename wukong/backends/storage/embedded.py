@@ -271,7 +271,7 @@ class EmbeddedRedisStorage(RedisStorage):
         self._process = None
         atexit.unregister(self.close)
         with contextlib.suppress(Exception):
-            self._client.close()
+            super().close()
         # The watchdog first: were it still running once the server is reaped, it could kill a new
         # process that reused the server's pid (its start-time check makes that unlikely, not
         # impossible where there is no /proc).

@@ -34,6 +34,7 @@ from wukong.backends.storage.base import (
     WriteScope,
     translate_errors,
 )
+from wukong.backends.storage.held_connections import HeldConnections
 from wukong.errors import JobEndedError
 
 # One round trip, atomic: a counter is a hash from each bit set to the count it made, so setting a
@@ -387,9 +388,18 @@ class RedisStoreBase(StorageBackend):
 
 
 class RedisStorage(RedisStoreBase):
-    """A Redis server given by URL."""
+    """A Redis server given by URL.
+
+    The commands an executor sends for every task (reads, and a job's guarded writes and counts)
+    go over :class:`~wukong.backends.storage.held_connections.HeldConnections`; the rest through
+    redis-py's client. Both draw on one connection pool.
+    """
 
     name = "redis"
+
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        self._held = HeldConnections(self._client.connection_pool)
 
     def _capabilities(self) -> StorageCapabilities:
         """One server runs a script on any keys: the conditional increment and fenced writes too."""
@@ -418,11 +428,23 @@ class RedisStorage(RedisStoreBase):
             self._client.mset(dict(items))
 
     @translated
+    def get(self, key: str) -> bytes | None:
+        """GET the object."""
+        return self._one(("GET", key))
+
+    @translated
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """MGET the objects in one command."""
         if not keys:
             return []
-        return self._client.mget(keys)
+        return self._one(("MGET", *keys))
+
+    def _one(self, command: Sequence[Any]) -> Any:
+        """One command's reply, over a held connection; a refused command raises."""
+        (reply,) = self._held.run([command])
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
 
     @translated
     def increment_many(self, amounts: Mapping[str, int]) -> None:
@@ -467,6 +489,11 @@ class RedisStorage(RedisStoreBase):
         replies = pipe.execute()
         return [int(count) for count in replies[len(items) :]]
 
+    def close(self) -> None:
+        """Close the held connections, then the client."""
+        self._held.close()
+        super().close()
+
     def scoped(self, scope: WriteScope) -> StorageBackend:
         """A view whose writes check ``scope.alive`` atomically and expire after ``scope.ttl_seconds``."""
         if scope.alive is None and scope.ttl_seconds is None:
@@ -499,10 +526,10 @@ class ScopedRedisStorage(RedisStorage):
         command = ("EVALSHA", _sha(script), 1 + len(keys), self._guard, *keys, *self._flags, *args)
         try:
             try:
-                return self._client.execute_command(*command)
+                return self._one(command)
             except NoScriptError:  # a new or restarted server: load it, once
                 self._client.script_load(script)
-                return self._client.execute_command(*command)
+                return self._one(command)
         except ResponseError as error:
             raise self._ended_or(error) from error
 
@@ -598,13 +625,12 @@ class ScopedRedisStorage(RedisStorage):
 
     def _send(self, items: Mapping[str, bytes], calls: Sequence[_Call]) -> list[Any]:
         """Send the pipeline; return the scripts' replies (errors among them)."""
-        pipe = self._client.pipeline(transaction=False)
-        for key, value in items.items():
-            pipe.set(key, value, px=self._ttl_ms or None)
+        expiry = ("PX", self._ttl_ms) if self._ttl_ms else ()
+        commands: list[Sequence[Any]] = [("SET", key, value, *expiry) for key, value in items.items()]
         for script, keys, args in calls:
             guarded = (self._guard, *keys, *self._flags, *args)
-            pipe.execute_command("EVALSHA", _sha(script), 1 + len(keys), *guarded)
-        return pipe.execute(raise_on_error=False)[len(items) :]
+            commands.append(("EVALSHA", _sha(script), 1 + len(keys), *guarded))
+        return self._held.run(commands)[len(items) :]
 
     @translated
     def set_bit_and_count(self, key: str, bit: int) -> int:
