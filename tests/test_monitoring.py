@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import operator
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import dask
 import pytest
@@ -142,6 +144,30 @@ def test_progress_bar_shows_for_a_long_job_when_asked(capsys):
     with wukong.Client(timeout=120) as default:  # stderr is not a terminal here
         assert default.get(graph, "total") == sum(range(12))
     assert capsys.readouterr().err == ""
+
+
+def _slow_sum(marker: str, seconds: float, values: list[int]) -> int:
+    with open(marker, "w"):
+        pass
+    time.sleep(seconds)
+    return sum(values)
+
+
+def test_a_running_jobs_task_records_leave_the_store_as_they_come(tmp_path):
+    marker = str(tmp_path / "slow-started")
+    graph: dict = {"root": (operator.pos, 1)}
+    graph.update({("quick", i): (operator.add, "root", i) for i in range(16)})
+    graph["total"] = (_slow_sum, marker, 6.0, [("quick", i) for i in range(16)])
+    with wukong.Client(timeout=120) as client, ThreadPoolExecutor(1) as running:
+        answer = running.submit(client.get, graph, "total")
+        while not os.path.exists(marker) and not answer.done():
+            time.sleep(0.05)
+        time.sleep(2.5)  # the client takes the records every second
+        assert not answer.done()
+        left = [key for key in client.stores.metadata.list_keys("wukong/") if key.endswith("/tasks")]
+        assert left == [], "the records of the quick tasks' executors wait in the store for the job's end"
+        assert answer.result() == dask.get(graph, "total")
+    assert len(client.last_job.metrics.tasks) == len(graph)
 
 
 def test_short_jobs_show_no_bar(capsys):

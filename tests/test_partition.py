@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import operator
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -152,3 +155,33 @@ def test_stored_pages_read_back_as_the_plans_and_size_every_counter():
                 bits.setdefault(edge.task, []).append(edge.bit)
     for task, inputs in enumerate(graph.dependencies):
         assert sorted(bits.get(task, [])) == list(range(len(inputs))), "one bit per input"
+
+
+def test_executors_of_one_process_that_need_a_page_at_once_read_it_once(redis_url):
+    from wukong.core import codec
+    from wukong.core.executor import PageCache
+    from wukong.core.keys import JobKeys
+    from wukong.core.stores import Stores
+    from wukong.monitoring.metrics import Metrics
+
+    graph, plan = plan_of(*tree_reduction(2048, leaf_tasks=True), page_tasks=4096)
+    stores, keys = Stores.open((redis_url, {})), JobKeys("page-cache-test")
+    blob = codec.dumps(plan.page_columns(0))
+    stores.metadata.put(keys.page(0), blob)
+    threads = 32
+    start, cache = threading.Barrier(threads), PageCache()
+
+    def ask(task: int) -> tuple[int, Any, int]:
+        metrics = Metrics()
+        start.wait()
+        got = cache.task(stores, keys, 0, task, metrics)
+        return task, got.key, metrics.metadata_bytes_read
+
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            answers = list(pool.map(ask, range(0, len(graph), len(graph) // threads)[:threads]))
+    finally:
+        stores.metadata.delete_many([keys.page(0)])
+        stores.close()
+    assert all(key == graph.keys[task] for task, key, _ in answers)
+    assert sum(read for _, _, read in answers) == len(blob), "one thread loads, the others wait for it"

@@ -32,6 +32,10 @@ ENGINES = (
     "dask processes",
     "dask.distributed",
 )
+"""The engines a benchmark runs unless told otherwise."""
+
+ENGINES_BY_NAME = ("wukong simulated-lambda",)
+"""Engines run only when named: the simulated Lambda's modelled latencies are not this machine's."""
 
 
 @dataclass
@@ -80,6 +84,11 @@ def started(name: str, workers: int, redis_url: str | None = None) -> Iterator[E
                 wukong.Client(storage="ideal", compute_options={"mode": "threads", "workers": workers})
             )
             yield Engine(name, client.get, persist=client.persist)
+        elif name == "wukong simulated-lambda":
+            # The platform model's defaults (1,000 concurrent executors, 50 ms invocations, cold
+            # starts) on the embedded store; ``workers`` does not apply.
+            client = stack.enter_context(wukong.Client(compute="simulated-lambda"))
+            yield Engine(name, client.get, persist=client.persist)
         elif name == "dask sync":
             yield Engine(name, dask.get)
         elif name == "dask threads":
@@ -91,7 +100,7 @@ def started(name: str, workers: int, redis_url: str | None = None) -> Iterator[E
         elif name == "dask.distributed":
             yield stack.enter_context(_distributed(workers))
         else:
-            raise ValueError(f"unknown engine {name!r}; known: {', '.join(ENGINES)}")
+            raise ValueError(f"unknown engine {name!r}; known: {', '.join(ENGINES + ENGINES_BY_NAME)}")
 
 
 @contextmanager

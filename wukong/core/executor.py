@@ -52,6 +52,7 @@ task's error record carries the log lines.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import logging
@@ -115,33 +116,60 @@ class TaskFailed(Exception):
 
 
 class PageCache:
-    """Schedule pages this process has loaded, most recent last, bounded in number."""
+    """Schedule pages this process has loaded, least recently used first, bounded in number.
+
+    The executors of one process (threads of the simulated Lambda, a worker's parked executors)
+    often need one page at once, as a batch of leaves starts: the first to ask loads it and the
+    others wait for it, rather than each reading and decoding it again.
+    """
 
     def __init__(self, capacity: int = 256):
         self._capacity = capacity
         self._pages: OrderedDict[tuple[str, int], dict[int, TaskPlan]] = OrderedDict()
+        self._loading: dict[tuple[str, int], threading.Event] = {}
         self._lock = threading.Lock()
 
     def task(self, stores: Stores, keys: JobKeys, page: int, task: int, metrics: Metrics) -> TaskPlan:
         """The plan of ``task``, loading its page from the metadata store on first use."""
         entry = (keys.job, page)
-        tasks = self._pages.get(entry)
-        if tasks is None:
-            blob = stores.metadata.get(keys.page(page))
-            if blob is None and stores.metadata.get(keys.alive) is None:
-                raise JobGone
-            if blob is None:
-                raise StorageError(
-                    f"schedule page {page} of job {keys.job} is not in {stores.metadata.describe()} "
-                    f"({_LOST_KEY_CAUSES})"
-                )
-            metrics.metadata_bytes_read += len(blob)
-            tasks = page_plans(codec.loads(blob))
+        while True:
+            tasks = self._pages.get(entry)  # no lock on a hit: a thousand threads may ask at once
+            if tasks is not None:
+                with contextlib.suppress(KeyError):  # another thread evicted it just now
+                    self._pages.move_to_end(entry)
+                return tasks[task]
+            with self._lock:
+                if entry in self._pages:
+                    continue
+                loading = self._loading.get(entry)
+                if loading is None:
+                    loading = self._loading[entry] = threading.Event()
+                    break
+            loading.wait()  # then look again: a loader that failed left it to us
+        try:
+            tasks = self._load(stores, keys, page, metrics)
             with self._lock:
                 self._pages[entry] = tasks
                 while len(self._pages) > self._capacity:
                     self._pages.popitem(last=False)
+        finally:
+            with self._lock:
+                del self._loading[entry]
+            loading.set()
         return tasks[task]
+
+    @staticmethod
+    def _load(stores: Stores, keys: JobKeys, page: int, metrics: Metrics) -> dict[int, TaskPlan]:
+        blob = stores.metadata.get(keys.page(page))
+        if blob is None and stores.metadata.get(keys.alive) is None:
+            raise JobGone
+        if blob is None:
+            raise StorageError(
+                f"schedule page {page} of job {keys.job} is not in {stores.metadata.describe()} "
+                f"({_LOST_KEY_CAUSES})"
+            )
+        metrics.metadata_bytes_read += len(blob)
+        return page_plans(codec.loads(blob))
 
     def cached(self, keys: JobKeys, page: int, task: int) -> TaskPlan | None:
         """The plan of ``task`` if its page is loaded already, else ``None`` (never a read)."""

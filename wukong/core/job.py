@@ -8,8 +8,9 @@ batch, and finally removes every key the job could have written, after the last 
 running from writing again; see :mod:`wukong.core.keys`). Every key it writes expires after
 ``key_ttl``; it refreshes the alive mark's heartbeat while it waits, for ``wukong gc``.
 
-While it waits, it reads how many tasks have run for the progress bar. At the end it reads the
-executors' metrics and task records into the job's report.
+While it waits, it reads how many tasks have run for the progress bar, and takes the task records
+stored so far (every second), so the store never holds a big job's records to its end. At the end it
+reads the executors' metrics and the last records into the job's report.
 
 On a platform that can lose an invocation without telling (AWS Lambda gives up on an event after its
 retries), the client also watches the job's live count and records: silence for longer than an
@@ -55,6 +56,7 @@ from wukong.monitoring.summary import JobMetrics
 logger = logging.getLogger("wukong.job")
 
 _POLL_SECONDS = 0.5
+_RECORDS_SECONDS = 1.0  # how often a running job's task records are taken from the store
 _INVOKED_AT_ONCE = 4096  # leaves whose payloads the client encodes and sends together
 HEARTBEAT_SECONDS = 5.0  # how often a waiting client refreshes its job's alive mark
 
@@ -244,7 +246,7 @@ class Job:
     ) -> Iterator[list[records.Record]]:
         silence = _Silence(self)
         tasks_run = self.keys.metric("tasks_run")
-        beaten = time.monotonic()
+        beaten = records_read = time.monotonic()
         while True:
             wait = _POLL_SECONDS
             if deadline is not None:
@@ -275,6 +277,10 @@ class Job:
             if progress.due():
                 progress.update(self.stores.metadata.increment(tasks_run, 0))
             if self.callbacks is not None:
+                self._read_task_records()
+            elif self.monitoring.task_records and time.monotonic() - records_read > _RECORDS_SECONDS:
+                # Taken as they come, so the store does not hold a big job's records to its end.
+                records_read = time.monotonic()
                 self._read_task_records()
             if batch:
                 yield [records.decode(data) for data in batch]
