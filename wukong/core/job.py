@@ -35,7 +35,7 @@ from wukong.config import LocalitySettings, MonitoringSettings
 from wukong.core import codec, records
 from wukong.core.graph import TaskGraph, cycle_collection_paused
 from wukong.core.invocation import ExecutorOptions, Invocation, encode_payloads
-from wukong.core.keys import JobKeys, JobShape, job_keys
+from wukong.core.keys import JobKeys, JobShape, job_keys_in
 from wukong.core.partition import Plan
 from wukong.core.stores import Stores
 from wukong.errors import (
@@ -371,11 +371,12 @@ class Job:
             kept = {self.keys.held, *self.held_outputs()}
             self.view.metadata.put(self.keys.held, alive_value(self.submitted, time.time()))
         self.stores.metadata.delete_many([self.keys.alive])
-        metadata: list[str] = []
-        data: list[str] = []
-        for kind, key in job_keys(self.keys, self.shape()):
-            if key not in kept:
-                (data if kind.store == "data" else metadata).append(key)
+        shape = self.shape()
+        # Named one batch at a time as they go: a big job may have millions of them.
+        metadata, data = (
+            (key for key in job_keys_in(store, self.keys, shape) if key not in kept)
+            for store in ("metadata", "data")
+        )
         self.stores.delete(metadata, data)
 
     def held_outputs(self) -> list[str]:

@@ -31,6 +31,7 @@ Example, for job ``3f2a`` with task 7 feeding task 9 beside two other inputs::
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -114,7 +115,7 @@ class KeyKind:
     read_by: str
     instances: Instances = _once
 
-    @property
+    @functools.cached_property
     def segment(self) -> str:
         """The path up to its parameter (``o/`` for ``o/<task>``), or the whole path."""
         return self.path.split("<")[0]
@@ -392,6 +393,14 @@ def job_keys(keys: JobKeys, shape: JobShape) -> Iterator[tuple[KeyKind, str]]:
     for kind in KINDS:
         for instance in kind.instances(shape):
             yield kind, keys.key(kind, instance)
+
+
+def job_keys_in(store: str, keys: JobKeys, shape: JobShape) -> Iterator[str]:
+    """The keys of :func:`job_keys` that live in ``store`` (``metadata`` or ``data``), one at a time."""
+    for kind in KINDS:
+        if kind.store == store:
+            for instance in kind.instances(shape):
+                yield keys.key(kind, instance)
 
 
 def job_of(key: str) -> str | None:

@@ -21,6 +21,7 @@ ideal store, a dictionary, reaches them).
 
 from __future__ import annotations
 
+import itertools
 import pickle
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -177,9 +178,9 @@ class Stores:
         return False, self.data.get_many(keys)
 
     def delete(self, metadata_keys: Iterable[str], data_keys: Iterable[str]) -> None:
-        """Remove keys from their stores."""
+        """Remove keys from their stores (each store takes them in batches, as they come)."""
         if self.single:
-            self.metadata.delete_many([*metadata_keys, *data_keys])
+            self.metadata.delete_many(itertools.chain(metadata_keys, data_keys))
             return
         self.data.delete_many(data_keys)
         self.metadata.delete_many(metadata_keys)

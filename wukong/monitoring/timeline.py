@@ -129,14 +129,18 @@ class ExecutorTimeline:
         if not self._rows:
             return None
         rows = [tuple(row) for row in self._rows.values()]
-        return pickle.dumps((self.executor, _worker(), rows), protocol=5)
+        return pickle.dumps((self.executor, _worker, rows), protocol=5)
 
 
-_HOST = socket.gethostname()
+def _name_worker() -> None:
+    """Name this process ``host:pid`` once (and again in a forked child), not once per executor."""
+    global _worker
+    _worker = f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _worker() -> str:
-    return f"{_HOST}:{os.getpid()}"
+_worker = ""
+_name_worker()
+os.register_at_fork(after_in_child=_name_worker)
 
 
 def decode(blob: bytes, keys: Sequence[object]) -> Iterator[TaskRecord]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import redis
 from pydantic import Field
-from redis.connection import Encoder, PythonRespSerializer
+from redis.connection import Encoder, HiredisRespSerializer, PythonRespSerializer
 from redis.exceptions import NoScriptError, RedisClusterException, ResponseError
 
 from wukong.backends.options import BackendOptions
@@ -203,16 +203,30 @@ _SCRIPTED_BYTES = 64 * 1024
 _DELETE_BATCH = 10_000
 _SHORTEST_BLOCK = 0.01  # seconds
 REDIS_MAX_BULK = 512 * 1024 * 1024
+_HIREDIS_PACKS_MOST = 64 * 1024  # bytes of one argument
 
 
-def _command_packer() -> PythonRespSerializer:
-    """redis-py's pure-Python command packer.
+class _CommandPacker:
+    """Packs a command with hiredis when its arguments are small, else with redis-py's Python packer.
 
-    With hiredis installed redis-py packs commands with hiredis, which copies every argument: a
-    2 MB SET then runs at about 300 MB/s here, against 2 GB/s for the Python packer, which sends
-    large values without copying. hiredis still parses the replies, which is where it is fast.
+    hiredis copies every argument: a 2 MB SET packed by it runs at about 300 MB/s here, against
+    2 GB/s for the Python packer, which sends large values without copying. For the small commands
+    of every task (a counter script, a write of a few bytes) hiredis is the faster by far: about
+    1.5 µs against 9 µs for a count-out script. hiredis parses the replies either way.
     """
-    return PythonRespSerializer(6000, Encoder("utf-8", "strict", False).encode)
+
+    def __init__(self) -> None:
+        self._python = PythonRespSerializer(6000, Encoder("utf-8", "strict", False).encode)
+        self._hiredis = HiredisRespSerializer()
+
+    def pack(self, *args: Any) -> list[bytes | memoryview]:
+        """The command as the buffers to send."""
+        for arg in args:
+            if not isinstance(arg, str | int | float) and (
+                not isinstance(arg, bytes) or len(arg) > _HIREDIS_PACKS_MOST
+            ):
+                return self._python.pack(*args)  # big values, and types hiredis does not take
+        return self._hiredis.pack(*args)
 
 
 class RedisConnectionOptions(BackendOptions):
@@ -417,7 +431,7 @@ class RedisStorage(RedisStoreBase):
             self.url,
             socket_timeout=self.options.socket_timeout,
             socket_connect_timeout=self.options.connect_timeout,
-            command_packer=_command_packer(),
+            command_packer=_CommandPacker(),
         )
         return redis.Redis(connection_pool=pool)
 
