@@ -41,7 +41,8 @@ def test_quick_benchmark_runs_every_engine_and_writes_its_report(tmp_path):
 def test_the_scale_sweep_runs_each_size_on_each_engine_and_plots_it(tmp_path):
     completed = subprocess.run(
         [sys.executable, "-m", "wukong.bench.run_scale", "--sizes", "63,255", "--engines",
-         "wukong ideal (threads),dask sync", "--largest", "dask sync=63", "--out", str(tmp_path)],
+         "wukong ideal (threads),wukong simulated-lambda,dask sync", "--largest", "dask sync=63",
+         "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -49,7 +50,8 @@ def test_the_scale_sweep_runs_each_size_on_each_engine_and_plots_it(tmp_path):
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     results = json.loads((tmp_path / "scale.json").read_text())
     ran = {(run["engine"], run["tasks"]) for run in results["runs"]}
-    assert ran == {("wukong ideal (threads)", 63), ("wukong ideal (threads)", 255), ("dask sync", 63)}
+    wukong = ("wukong ideal (threads)", "wukong simulated-lambda")
+    assert ran == {(engine, size) for engine in wukong for size in (63, 255)} | {("dask sync", 63)}
     assert [row["tasks"] for row in results["planning"]] == [63, 255]
     assert all(row["wukong_page_bytes_per_task"] > 0 for row in results["planning"])
     assert "| 255 |" in completed.stdout and "not run" in completed.stdout
