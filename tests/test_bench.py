@@ -17,15 +17,18 @@ from wukong.bench.workloads import workloads
 KINDS = ("TR-128 0ms", "SVD2", "DF-GROUPBY", "ARRAY-PERSIST")
 
 
-def test_quick_benchmark_runs_every_engine_and_writes_its_report(tmp_path):
-    completed = subprocess.run(
-        [sys.executable, "-m", "wukong.cli", "bench", "--quick", "--repeat", "1", "--out", str(tmp_path),
-         "--workloads", ",".join(KINDS)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )  # fmt: skip
+def _run_module(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m`` with ``args``, which must succeed; its output, for the test to read."""
+    completed = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    return completed
+
+
+def test_quick_benchmark_runs_every_engine_and_writes_its_report(tmp_path):
+    completed = _run_module(
+        "wukong.cli", "bench", "--quick", "--repeat", "1", "--out", str(tmp_path),
+        "--workloads", ",".join(KINDS),
+    )  # fmt: skip
     results = json.loads((tmp_path / "results.json").read_text())
     names = [workload.name for workload in workloads(quick=True) if workload.name in KINDS]
     assert len(names) == len(KINDS)
@@ -39,15 +42,11 @@ def test_quick_benchmark_runs_every_engine_and_writes_its_report(tmp_path):
 
 
 def test_the_scale_sweep_runs_each_size_on_each_engine_and_plots_it(tmp_path):
-    completed = subprocess.run(
-        [sys.executable, "-m", "wukong.bench.run_scale", "--sizes", "63,255", "--engines",
-         "wukong ideal (threads),wukong simulated-lambda,dask sync", "--largest", "dask sync=63",
-         "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    completed = _run_module(
+        "wukong.bench.run_scale", "--sizes", "63,255", "--engines",
+        "wukong ideal (threads),wukong simulated-lambda,dask sync", "--largest", "dask sync=63",
+        "--out", str(tmp_path),
     )  # fmt: skip
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     results = json.loads((tmp_path / "scale.json").read_text())
     ran = {(run["engine"], run["tasks"]) for run in results["runs"]}
     wukong = ("wukong ideal (threads)", "wukong simulated-lambda")
