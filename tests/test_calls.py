@@ -11,6 +11,7 @@ import pytest
 from dask._task_spec import DataNode, Task, TaskRef, convert_legacy_task
 
 from wukong.core.calls import plain_call
+from wukong.core.graph import build_task_graph
 
 Point = namedtuple("Point", "x y")
 
@@ -58,6 +59,18 @@ def test_a_plain_call_computes_what_dasks_task_computes(task, lean):
     again = pickle.loads(pickle.dumps(call))
     assert repr(again(values)) == repr(expected)
     assert repr(call.as_task("k")(values)) == repr(expected)
+
+
+@pytest.mark.parametrize(("task", "lean"), TASKS, ids=[repr(t[1:]) for t, _ in TASKS])
+def test_the_graph_walk_reads_each_task_as_dask_does(task, lean):
+    """The walk that numbers a graph reads tuple tasks itself: same inputs, same value as Dask's task."""
+    graph = build_task_graph({**VALUES, "k": task}, ["k", *VALUES])  # requested: no constant folds
+    k = graph.keys.index("k")
+    dasks = convert_legacy_task("k", task, {*VALUES, "k"})
+    assert {graph.keys[i] for i in graph.dependencies[k]} == set(dasks.dependencies)
+    assert len(graph.dependencies[k]) == len(dasks.dependencies)
+    values = {key: VALUES[key] for key in dasks.dependencies}
+    assert repr(graph.nodes[k](values)) == repr(dasks(values))
 
 
 @pytest.mark.parametrize("value", [(1, 2), (), "x", 3, [operator.add, 1, 2]], ids=repr)

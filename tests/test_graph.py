@@ -5,6 +5,7 @@ from __future__ import annotations
 import operator
 
 import pytest
+from dask._task_spec import Task, TaskRef, convert_legacy_task
 from dask.highlevelgraph import HighLevelGraph
 
 from wukong import GraphError, MissingKeyError
@@ -33,12 +34,31 @@ def test_constants_used_once_are_folded_into_their_user():
     assert graph.nodes[graph.keys.index("a")]({"shared": 3}) == 4
 
 
-def test_topological_order_puts_dependencies_first():
-    dsk = {f"x{i}": (operator.add, f"x{i - 1}", 1) for i in range(1, 50)}
-    dsk["x0"] = 0
-    graph = build_task_graph(dsk, "x49")
+@pytest.mark.parametrize(
+    "dsk",
+    [
+        {"x0": (abs, 0), **{f"x{i}": (operator.add, f"x{i - 1}", 1) for i in range(1, 50)}, "end": "x49"},
+        # The walk from "end" meets "c" before "b", which needs it: its numbering is no order.
+        {"c": (abs, -1), "b": (operator.neg, "c"), "a": (operator.neg, "b"), "end": (operator.add, "a", "c")},
+    ],
+    ids=["chain", "crossing"],
+)
+def test_topological_order_puts_dependencies_first(dsk):
+    graph = build_task_graph(dsk, "end")
+    assert sorted(graph.keys) == sorted(dsk)
     for task, inputs in enumerate(graph.dependencies):
         assert all(i < task for i in inputs)
+        dasks = convert_legacy_task(None, dsk[graph.keys[task]], dsk)
+        assert {graph.keys[i] for i in inputs} == set(dasks.dependencies)
+
+
+def test_a_key_held_in_the_store_is_a_plain_value_to_a_tuple_task():
+    """Dask reads a tuple's argument as a key only if the graph has it, and a held key it has not."""
+    dsk = {"a": Task("a", operator.neg, TaskRef("h")), "b": (str.upper, "h")}
+    graph = build_task_graph(dsk, ["a", "b"], held={"h": Task("h", abs, -1)})
+    a, b = graph.keys.index("a"), graph.keys.index("b")
+    assert [graph.keys[i] for i in graph.dependencies[a]] == ["h"]
+    assert graph.dependencies[b] == () and graph.nodes[b]({}) == "H"
 
 
 def test_high_level_graph():

@@ -123,9 +123,10 @@ def test_deep_chain_of_100_000_tasks_partitions_without_recursion():
 
 
 def test_stored_pages_read_back_as_the_plans_and_size_every_counter():
-    from dask._task_spec import Task, TaskRef
+    from dask._task_spec import DataNode, Task, TaskRef
 
     from wukong.core import codec
+    from wukong.core.calls import Call
     from wukong.core.partition import page_plans
 
     dsk, root = tree_reduction(64, leaf_tasks=True)
@@ -133,12 +134,13 @@ def test_stored_pages_read_back_as_the_plans_and_size_every_counter():
     dsk["task"] = Task("task", operator.add, TaskRef(root), TaskRef("wide"))
     dsk["kw"] = Task("kw", round, TaskRef("task"), ndigits=1)
     dsk["nested"] = Task("nested", operator.neg, Task(None, abs, TaskRef("kw")))
-    graph, plan = plan_of(dsk, ["nested", "wide"], page_tasks=16)
+    dsk["data"] = Task("data", operator.sub, TaskRef("nested"), DataNode(None, 5))  # travels lean
+    graph, plan = plan_of(dsk, ["data", "wide"], page_tasks=16)
     assert_partition_is_exact(graph, plan)
     values = {key: 1 for key in graph.keys}
     bits: dict[int, list[int]] = {}
     for page in range(len(plan.pages)):
-        stored = page_plans(codec.loads(codec.dumps(plan.page_columns(page))))
+        stored = page_plans(codec.loads(codec.dumps_page(plan.page_columns(page))))
         for task, expected in plan.page_contents(page).items():
             got = stored[task]
             assert (got.key, got.inputs, got.dependents) == (
@@ -150,6 +152,8 @@ def test_stored_pages_read_back_as_the_plans_and_size_every_counter():
             assert got.input_keys == tuple(graph.keys[i] for i in graph.dependencies[task])
             inputs = {key: values[key] for key in got.input_keys}
             assert got.node(inputs) == graph.nodes[task](inputs)
+            if got.key in ("task", "data"):  # Dask tasks of references and constants only
+                assert type(got.node) is Call
             for edge in got.dependents:
                 assert edge.fan_in == len(graph.dependencies[edge.task])
                 bits.setdefault(edge.task, []).append(edge.bit)
@@ -166,7 +170,7 @@ def test_executors_of_one_process_that_need_a_page_at_once_read_it_once(redis_ur
 
     graph, plan = plan_of(*tree_reduction(2048, leaf_tasks=True), page_tasks=4096)
     stores, keys = Stores.open((redis_url, {})), JobKeys("page-cache-test")
-    blob = codec.dumps(plan.page_columns(0))
+    blob = codec.dumps_page(plan.page_columns(0))
     stores.metadata.put(keys.page(0), blob)
     threads = 32
     start, cache = threading.Barrier(threads), PageCache()

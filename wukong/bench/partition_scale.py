@@ -51,7 +51,7 @@ def plan_pages(graph: Any, keys: Any) -> list[bytes]:
     """Everything the client does to ``graph`` before it stores the pages: the serialised pages."""
     with cycle_collection_paused():
         plan = partition(build_task_graph(graph, keys), PAGE_TASKS)
-        return [codec.dumps(plan.page_columns(page)) for page in range(len(plan.pages))]
+        return [codec.dumps_page(plan.page_columns(page)) for page in range(len(plan.pages))]
 
 
 def array_graph(chunks: int) -> tuple[dict, list]:

@@ -29,7 +29,9 @@ from dask._task_spec import DataNode, GraphNode, Task, TaskRef, _is_dask_future
 
 _NEEDS_CONVERSION = (list, tuple, set, frozenset, dict, GraphNode)
 _MAYBE_KEYS = (int, float, str, tuple)
-_PLAIN_KEY_TYPES = frozenset({int, float, str, tuple, bool})
+_MAY_HOLD_KEYS = _NEEDS_CONVERSION + _MAYBE_KEYS
+PLAIN_KEY_TYPES = frozenset({int, float, str, tuple, bool})
+"""The exact types of arguments that are keys when the graph has them, and plain values when not."""
 
 
 class Call:
@@ -96,7 +98,7 @@ def plain_call(task: Any, keys: Container[Hashable]) -> Call | None:
     refs = []
     for position, arg in enumerate(args):
         kind = type(arg)
-        exact = kind in _PLAIN_KEY_TYPES  # the common case, decided without the checks below
+        exact = kind in PLAIN_KEY_TYPES  # the common case, decided without the checks below
         if exact or isinstance(arg, _MAYBE_KEYS):
             try:
                 if arg in keys:
@@ -111,3 +113,12 @@ def plain_call(task: Any, keys: Container[Hashable]) -> Call | None:
         if isinstance(arg, _NEEDS_CONVERSION) or _is_dask_future(arg):
             return None
     return Call(task[0], args, tuple(refs))
+
+
+def may_hold_keys(arg: Any) -> bool:
+    """Whether an argument whose type is not in :data:`PLAIN_KEY_TYPES` needs Dask's conversion.
+
+    Containers, task nodes and futures may hold keys, and so may subclasses of the key types (a
+    named tuple, a string enum); any other object is a plain value.
+    """
+    return isinstance(arg, _MAY_HOLD_KEYS) or _is_dask_future(arg)

@@ -9,10 +9,13 @@ reference. Everything is read back with ``pickle.loads``.
 
 from __future__ import annotations
 
+import copyreg
+import io
 import pickle
 from typing import Any
 
 import cloudpickle
+from dask._task_spec import Task
 
 PROTOCOL = 5
 
@@ -22,14 +25,46 @@ _SCRIPT_SCAN_BYTES = 4 << 20  # bigger blobs are data (array blocks), not worth 
 
 
 def dumps(value: Any) -> bytes:
-    """Serialize a task output or a schedule page."""
+    """Serialize a task output."""
     try:
         blob = pickle.dumps(value, protocol=PROTOCOL)
     except (pickle.PicklingError, TypeError, AttributeError):
         return cloudpickle.dumps(value, protocol=PROTOCOL)
+    return _by_value_if_scripted(value, blob)
+
+
+def dumps_page(value: Any) -> bytes:
+    """Serialize a schedule page: as :func:`dumps`, with Dask's ``Task`` nodes in a short form.
+
+    Dask pickles a ``Task`` as every one of its slots, through a Python method, its dependencies
+    (a set of keys) included; the short form is its key, function, arguments and keyword
+    arguments, and loading it calls ``Task`` again, which works its dependencies out. A page of a
+    ``dask.array`` reduction pickles in half the time.
+    """
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=PROTOCOL)
+    # Copied at each call, so that what registers with copyreg later is honoured too.
+    pickler.dispatch_table = {**copyreg.dispatch_table, Task: _task_parts}
+    try:
+        pickler.dump(value)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return cloudpickle.dumps(value, protocol=PROTOCOL)
+    return _by_value_if_scripted(value, buffer.getvalue())
+
+
+def _by_value_if_scripted(value: Any, blob: bytes) -> bytes:
     if len(blob) < _SCRIPT_SCAN_BYTES and _SCRIPT in blob:
         return cloudpickle.dumps(value, protocol=PROTOCOL)  # it names the script's own objects
     return blob
+
+
+def task_from_parts(key: Any, func: Any, args: tuple, kwargs: dict, data_producer: bool) -> Task:
+    """Make Dask's ``Task`` again from the parts :func:`dumps_page` keeps."""
+    return Task(key, func, *args, _data_producer=data_producer, **kwargs)
+
+
+def _task_parts(task: Task) -> tuple[Any, ...]:
+    return task_from_parts, (task.key, task.func, task.args, task.kwargs, task.data_producer)
 
 
 def dumps_code(value: Any) -> bytes:

@@ -24,10 +24,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from dask._task_spec import Alias, DataNode, GraphNode, convert_legacy_task
+from dask._task_spec import Alias, DataNode, GraphNode, Task, convert_legacy_task
 from dask.core import flatten
 
-from wukong.core.calls import Call, plain_call
+from wukong.core.calls import PLAIN_KEY_TYPES, Call, may_hold_keys, plain_call
 from wukong.errors import GraphError, MissingKeyError
 
 Key = Hashable
@@ -132,47 +132,101 @@ class _Numbered:
     nodes: list[GraphNode | Call]
     inputs: list[tuple[int, ...]]
     targets: list[int]
+    reversible: bool
+    """Whether every task's inputs were numbered after it: the numbering reversed is then a
+    topological order (so in a tree, and in most graphs Dask makes)."""
 
 
 def _number_needed(mapping: Mapping, held: Mapping | None, targets: list[Key]) -> _Numbered:
     """Convert and number the requested tasks and everything they depend on, each once.
 
-    Every key is hashed here and never again: what follows works on the numbers. A dependency no
-    task produces is an error naming the tasks that need it.
+    Every key is hashed here and never again: what follows works on the numbers. A plain tuple
+    task is read in the pass that numbers its inputs, so each of its key arguments is looked up
+    once (by :func:`~wukong.core.calls.plain_call`'s rules); any other task goes through Dask's
+    conversion. A dependency no task produces is an error naming the tasks that need it.
     """
     graph_keys = mapping if isinstance(mapping, dict) else set(mapping)  # Dask's ``all_keys``
+    entry = mapping.get
     index: dict[Key, int] = {}
     keys: list[Key] = []
-    nodes: list[GraphNode | Call] = []
+    nodes: list[Any] = []  # a plain tuple task stays a tuple until the walk reads it
+    inputs: list[tuple[int, ...]] = []
     missing: dict[Key, list[Key]] = {}
+    held_only: set[Key] = set()  # numbered, but not the graph's keys: a tuple's argument never names them
+    early_inputs: list[int] = []  # inputs numbered before (or as) a task that takes them
 
-    def number(key: Key) -> int | None:
-        value = mapping.get(key, _ABSENT)
-        node = None if value is _ABSENT else _node(key, value, graph_keys)
-        if node is None and held is not None:
-            node = held.get(key)
-        if node is None:
-            return None
+    def number(key: Key, value: Any) -> int | None:
+        """Number ``key``, whose entry in the graph is ``value``; ``None`` if no task produces it."""
+        kind = type(value)  # a Dask task needs no conversion, a tuple task is read by the walk
+        if kind is not Task and not (kind is tuple and value and callable(value[0])):
+            value = None if value is _ABSENT else _node(key, value, graph_keys)
+            if value is None:
+                value = None if held is None else held.get(key)
+                if value is None:
+                    return None
+                held_only.add(key)
         index[key] = found = len(keys)
         keys.append(key)
-        nodes.append(node)
+        nodes.append(value)
         return found
 
-    absent = [key for key in targets if number(key) is None]
+    def read_call(task: tuple, ids: list[int]) -> Call | None:
+        """``task`` as a :class:`Call`, its inputs numbered into ``ids``; ``None``: Dask converts it."""
+        args = task[1:]
+        refs = []
+        for position, arg in enumerate(args):
+            kind = type(arg)
+            if kind in PLAIN_KEY_TYPES:
+                try:
+                    found = index.get(arg)
+                except TypeError:  # an unhashable tuple: Dask converts what it holds
+                    return None
+                if found is None or (held_only and arg in held_only):
+                    value = _ABSENT if found is not None else entry(arg, _ABSENT)
+                    if value is _ABSENT:  # not a key: a plain value, unless a tuple
+                        if kind is tuple:
+                            return None
+                        continue
+                    found = number(arg, value)
+                    if found is None:
+                        missing.setdefault(keys[len(inputs)], []).append(arg)
+                        refs.append(position)
+                        continue
+                elif found <= len(inputs):
+                    early_inputs.append(found)
+                refs.append(position)
+                if found not in ids:
+                    ids.append(found)
+            elif may_hold_keys(arg):
+                return None
+        return Call(task[0], args, tuple(refs))
+
+    absent = [key for key in targets if number(key, entry(key, _ABSENT)) is None]
     if absent:
         raise MissingKeyError(f"requested key(s) not in the graph: {_shown(absent)}", absent, absent)
-    inputs: list[tuple[int, ...]] = []
     task = 0
     while task < len(nodes):  # ``nodes`` grows while it is walked
-        ids = []
-        for dependency in nodes[task].dependencies:
-            found = index.get(dependency)
-            if found is None:
-                found = number(dependency)
+        node = nodes[task]
+        ids: list[int] = []
+        if type(node) is tuple:
+            call = read_call(node, ids)
+            if call is None:
+                ids.clear()
+                node = convert_legacy_task(keys[task], node, graph_keys)
+            else:
+                node = call
+            nodes[task] = node
+        if type(node) is not Call:
+            for dependency in node.dependencies:
+                found = index.get(dependency)
                 if found is None:
-                    missing.setdefault(keys[task], []).append(dependency)
-                    continue
-            ids.append(found)
+                    found = number(dependency, entry(dependency, _ABSENT))
+                    if found is None:
+                        missing.setdefault(keys[task], []).append(dependency)
+                        continue
+                elif found <= task:
+                    early_inputs.append(found)
+                ids.append(found)
         inputs.append(tuple(ids))
         task += 1
     if missing:
@@ -184,7 +238,7 @@ def _number_needed(mapping: Mapping, held: Mapping | None, targets: list[Key]) -
             list(missing),
             list(dict.fromkeys(key for deps in missing.values() for key in deps)),
         )
-    return _Numbered(keys, nodes, inputs, [index[key] for key in targets])
+    return _Numbered(keys, nodes, inputs, [index[key] for key in targets], not early_inputs)
 
 
 def _inline_constants(numbered: _Numbered) -> bytearray:
@@ -213,8 +267,13 @@ def _inline_constants(numbered: _Numbered) -> bytearray:
 
 
 def _topological_order(numbered: _Numbered, folded: bytearray) -> list[int]:
-    """Kahn's algorithm on task numbers; a cycle is a :class:`GraphError` that names its keys."""
+    """Kahn's algorithm on task numbers; a cycle is a :class:`GraphError` that names its keys.
+
+    Where the walk's numbering reversed is already a topological order, that order is taken.
+    """
     inputs = numbered.inputs
+    if numbered.reversible:
+        return [task for task in range(len(inputs) - 1, -1, -1) if not folded[task]]
     waiting = [len(ids) for ids in inputs]
     dependents: list[list[int]] = [[] for _ in inputs]
     for task, ids in enumerate(inputs):

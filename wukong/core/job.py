@@ -173,7 +173,7 @@ class Job:
     def _encode_page(self, page: int) -> bytes:
         columns = self.plan.page_columns(page)
         try:
-            blob = codec.dumps(columns)
+            blob = codec.dumps_page(columns)
         except Exception:
             for task, node in zip(columns[0], columns[2], strict=True):  # find the task to blame
                 try:

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from dask._task_spec import GraphNode, Task, TaskRef
+from dask._task_spec import DataNode, GraphNode, Task, TaskRef
 
 from wukong.core.calls import Call
 from wukong.core.graph import Key, TaskGraph
@@ -159,25 +159,32 @@ class Plan:
         No per-task object of wukong's is pickled. The input keys of a lean call are left out:
         they are its dependencies, in the same order.
         """
-        graph, results = self.graph, self.results
+        graph, results, preferred, page_of = self.graph, self.results, self.preferred, self.page_of
         keys, nodes, dependencies = graph.keys, graph.nodes, graph.dependencies
         tasks = self.pages[page]
         edges = []
         flags = bytearray(len(tasks))
         for position, task in enumerate(tasks):
+            # The fields of _edge_fields and the rule of stores_output, inline: this runs per task.
             flat: list[int] = []
-            for fields in self._edge_fields(task):
-                flat += fields
+            fan_in = 0
+            for d in preferred[task]:
+                inputs = dependencies[d]
+                fan_in = len(inputs)
+                bit = inputs.index(task) if fan_in <= _SCANNED_INPUTS else self._bit(task, d)
+                flat += (d, page_of[d], bit, fan_in)
             edges.append(flat)
-            flags[position] = (_WIRE_STORE if self.stores_output(task) else 0) | (
-                _WIRE_RESULT if task in results else 0
-            )
+            stored = len(flat) > 4 or fan_in > 1
+            if task in results:
+                flags[position] = _WIRE_RESULT | _WIRE_STORE
+            elif stored:
+                flags[position] = _WIRE_STORE
         return (
             tasks,
             [keys[t] for t in tasks],
             [_wire_node(nodes[t]) for t in tasks],
             [dependencies[t] for t in tasks],
-            [None if isinstance(nodes[t], Call) else tuple(keys[i] for i in dependencies[t]) for t in tasks],
+            [None if type(nodes[t]) is Call else tuple([keys[i] for i in dependencies[t]]) for t in tasks],
             edges,
             bytes(flags),
         )
@@ -187,23 +194,33 @@ def _wire_node(node: Any) -> Any:
     """A node as a plain tuple ``(func, args, refs)`` where it is a call, pickled without Python code.
 
     Dask's ``Task`` pickles every slot through a Python method; one that only calls its function
-    on references and values (no keyword arguments, no nested nodes) computes the same as a
-    :class:`~wukong.core.calls.Call`. Any other node travels as it is.
+    on references, constants and plain values (no keyword arguments, no other nested nodes)
+    computes the same as a :class:`~wukong.core.calls.Call`: a ``DataNode`` argument evaluates to
+    its value, so the value travels in its place. Any other node travels as it is.
     """
     kind = type(node)
     if kind is Call:
         return node.func, node.args, node.refs
     if kind is not Task or node.kwargs:
         return node
+    args = node.args
     refs = []
-    args = list(node.args)
     for position, arg in enumerate(args):
-        if type(arg) is TaskRef:
-            args[position] = arg.key
-            refs.append(position)
-        elif isinstance(arg, (GraphNode, TaskRef)):
+        kind = type(arg)
+        if kind is TaskRef or kind is DataNode:
+            if type(args) is tuple:  # copied once, at the first argument to replace
+                args = list(args)
+            if kind is TaskRef:
+                args[position] = arg.key
+                refs.append(position)
+            else:
+                args[position] = arg.value
+        elif kind not in _PLAIN_ARGUMENTS and isinstance(arg, (GraphNode, TaskRef)):
             return node
     return node.func, tuple(args), tuple(refs)
+
+
+_PLAIN_ARGUMENTS = frozenset({int, float, str, bytes, tuple, dict, list, type(None)})
 
 
 def page_plans(columns: tuple[Any, ...]) -> dict[int, TaskPlan]:
@@ -232,8 +249,10 @@ def _heights(graph: TaskGraph) -> list[int]:
     dependents = graph.dependents
     for task in range(len(graph) - 1, -1, -1):
         after = dependents[task]
-        if after:
-            heights[task] = 1 + max(heights[d] for d in after)
+        if len(after) == 1:  # most tasks: no list to build
+            heights[task] = heights[after[0]] + 1
+        elif after:
+            heights[task] = 1 + max([heights[d] for d in after])
     return heights
 
 
@@ -297,13 +316,18 @@ def _pages(schedules: list[list[int]], page_tasks: int, size: int) -> tuple[list
 def partition(graph: TaskGraph, page_tasks: int = 1024) -> Plan:
     """Partition ``graph`` into schedules and pages and decide, per task, what to store and become."""
     dependencies = graph.dependencies
-    heights = _heights(graph)
+    # Only a task with two or more dependents has a preference to decide (in a tree, none has).
+    forks = [task for task, after in enumerate(graph.dependents) if len(after) > 1]
+    preferred = graph.dependents
+    if forks:
+        heights = _heights(graph)
 
-    def preference(dependent: int) -> tuple[int, int, int]:
-        return len(dependencies[dependent]), -heights[dependent], dependent
+        def preference(dependent: int) -> tuple[int, int, int]:
+            return len(dependencies[dependent]), -heights[dependent], dependent
 
-    # Most tasks have one dependent or none: their list is the graph's own.
-    preferred = [after if len(after) < 2 else sorted(after, key=preference) for after in graph.dependents]
+        preferred = list(preferred)  # the graph's lists where there is one dependent or none
+        for task in forks:
+            preferred[task] = sorted(preferred[task], key=preference)
     leaves = _leaf_order(graph)
     schedules = _schedules(graph, leaves, preferred)
     pages, page_of = _pages(schedules, page_tasks, len(graph))
