@@ -40,3 +40,20 @@ def test_plain_values_keep_the_fast_path():
     blob = codec.dumps(value)
     assert blob == pickle.dumps(value, protocol=codec.PROTOCOL)
     assert codec.loads(blob)["b"] == [1, 2.5, "x"]
+
+
+def test_a_page_carries_dask_tasks_short_and_they_compute_the_same():
+    import operator
+
+    from dask._task_spec import Alias, Task, TaskRef
+
+    inner = Task(None, max, Alias("a"), TaskRef("b"), key=abs)  # nested, keyword arguments
+    task = Task(("sum", 0), operator.add, inner, 10, _data_producer=True)
+    page = [task, Task("neg", operator.neg, TaskRef("a"))]
+    blob = codec.dumps_page(page)
+    again = codec.loads(blob)
+    values = {"a": -3, "b": 2}
+    assert [node(values) for node in again] == [node(values) for node in page] == [7, 3]
+    assert again[0].key == ("sum", 0) and again[0].dependencies == task.dependencies == {"a", "b"}
+    assert again[0].data_producer and not again[1].data_producer
+    assert len(blob) < len(pickle.dumps(page, protocol=codec.PROTOCOL)), "no slots, no dependency sets"

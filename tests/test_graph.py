@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import operator
 
 import pytest
@@ -9,15 +10,16 @@ from dask._task_spec import Task, TaskRef, convert_legacy_task
 from dask.highlevelgraph import HighLevelGraph
 
 from wukong import GraphError, MissingKeyError
-from wukong.core.graph import build_task_graph, pack_results
+from wukong.core.graph import build_task_graph, cycle_collection_paused, pack_results, plans_frozen
 
 
 def test_culls_to_what_the_requested_keys_need():
     dsk = {"a": (abs, -1), "b": (operator.neg, "a"), "unused": (operator.neg, "a")}
     graph = build_task_graph(dsk, "b")
-    assert graph.keys == ["a", "b"]
-    assert graph.dependencies == [(), (0,)]
-    assert graph.dependents == [[1], []]
+    assert graph.keys == ["b", "a"]  # as the walk from "b" meets them
+    assert graph.dependencies == [(1,), ()]
+    assert graph.dependents == [[], [0]]
+    assert list(graph.order) == [1, 0]
 
 
 def test_constants_used_once_are_folded_into_their_user():
@@ -46,8 +48,10 @@ def test_constants_used_once_are_folded_into_their_user():
 def test_topological_order_puts_dependencies_first(dsk):
     graph = build_task_graph(dsk, "end")
     assert sorted(graph.keys) == sorted(dsk)
+    assert sorted(graph.order) == list(range(len(graph)))
+    place = {task: i for i, task in enumerate(graph.order)}
     for task, inputs in enumerate(graph.dependencies):
-        assert all(i < task for i in inputs)
+        assert all(place[i] < place[task] for i in inputs)
         dasks = convert_legacy_task(None, dsk[graph.keys[task]], dsk)
         assert {graph.keys[i] for i in inputs} == set(dasks.dependencies)
 
@@ -64,7 +68,7 @@ def test_a_key_held_in_the_store_is_a_plain_value_to_a_tuple_task():
 def test_high_level_graph():
     layers = {"a": {"x": 1}, "b": {"y": (operator.add, "x", 1)}}
     graph = build_task_graph(HighLevelGraph(layers, {"a": set(), "b": {"a"}}), ["y", "x"])
-    assert graph.keys == ["x", "y"]
+    assert sorted(graph.keys) == ["x", "y"]
 
 
 def test_missing_requested_key_is_a_key_error_naming_it():
@@ -105,3 +109,30 @@ def test_pack_results_keeps_nesting_as_tuples():
 def test_rejects_what_is_not_a_graph():
     with pytest.raises(GraphError, match="cannot run a int"):
         build_task_graph(42, "x")
+
+
+def test_a_plan_is_kept_from_the_cycle_collector_until_its_scope_ends():
+    """Planned objects go to the collector's permanent generation, and come back when jobs end."""
+    assert gc.get_freeze_count() == 0
+    with plans_frozen():
+        with cycle_collection_paused():
+            assert not gc.isenabled()
+            plan = [[task] for task in range(1000)]
+        assert gc.isenabled()
+        assert gc.get_freeze_count() >= len(plan)
+        with plans_frozen():  # a second job at once: the first to end gives nothing back
+            pass
+        assert gc.get_freeze_count() >= len(plan)
+    assert gc.get_freeze_count() == 0
+
+
+def test_objects_the_process_froze_itself_stay_frozen():
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with plans_frozen():
+            with cycle_collection_paused():
+                plan = [[task] for task in range(1000)]
+        assert len(plan) == 1000 and gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()

@@ -23,7 +23,7 @@ from typing import Any
 from dask.order import order
 
 from wukong.core import codec
-from wukong.core.graph import build_task_graph, cycle_collection_paused
+from wukong.core.graph import build_task_graph, cycle_collection_paused, plans_frozen
 from wukong.core.partition import partition
 from wukong.testing.workloads import tree_reduction
 
@@ -49,9 +49,13 @@ def _peak_bytes(step: Callable[[], Any]) -> int:
 
 def plan_pages(graph: Any, keys: Any) -> list[bytes]:
     """Everything the client does to ``graph`` before it stores the pages: the serialised pages."""
-    with cycle_collection_paused():
-        plan = partition(build_task_graph(graph, keys), PAGE_TASKS)
-        return [codec.dumps_page(plan.page_columns(page)) for page in range(len(plan.pages))]
+    with plans_frozen():  # as the client plans
+        with cycle_collection_paused():
+            graph_of_tasks = build_task_graph(graph, keys)
+        with cycle_collection_paused():
+            plan = partition(graph_of_tasks, PAGE_TASKS)
+        with cycle_collection_paused():
+            return [codec.dumps_page(plan.page_columns(page)) for page in range(len(plan.pages))]
 
 
 def array_graph(chunks: int) -> tuple[dict, list]:

@@ -31,6 +31,7 @@ from wukong.core.graph import (
     literal_results,
     pack_results,
     plan_budget_tasks,
+    plans_frozen,
 )
 from wukong.core.job import HEARTBEAT_SECONDS, Job, alive_value
 from wukong.core.partition import partition
@@ -188,6 +189,10 @@ class Client:
         return blob if self.stores.objects_stored_as_is else codec.loads(blob)
 
     def _get(self, dsk: Any, keys: Any, callbacks: list[Any], hold: bool = False) -> Any:
+        with plans_frozen():
+            return self._get_planned(dsk, keys, callbacks, hold)
+
+    def _get_planned(self, dsk: Any, keys: Any, callbacks: list[Any], hold: bool) -> Any:
         started = time.perf_counter()
         with cycle_collection_paused():
             graph, computed = self._task_graph(dsk, keys)

@@ -7,19 +7,23 @@ or a plain dict whose values are tuple tasks, literals, or the task-spec objects
 requested keys need, folds constants used once into their user, and checks for missing dependencies
 and cycles before anything runs.
 
-The result names tasks by index, in topological order (every task after its dependencies)::
+The result names tasks by index, and lists them in a topological order (every task after its
+dependencies). The index is the order in which the walk from the requested keys met the task
+where that needs no renumbering (in a tree, and in most graphs Dask makes), and the topological
+order otherwise::
 
     >>> from operator import add
     >>> g = build_task_graph({"x": 1, "y": (add, "x", 10), "z": (add, "y", "x")}, "z")
-    >>> g.keys, [sorted(inputs) for inputs in g.dependencies], g.results
-    (['x', 'y', 'z'], [[], [0], [0, 1]], [2])
+    >>> g.keys, [sorted(inputs) for inputs in g.dependencies], g.results, list(g.order)
+    (['z', 'y', 'x'], [[1, 2], [2], []], [0], [2, 1, 0])
 """
 
 from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Container, Hashable, Iterable, Iterator, Mapping
+import threading
+from collections.abc import Container, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -44,11 +48,12 @@ class TaskGraph:
     """A task graph ready to partition.
 
     Attributes:
-        keys: the Dask key of each task, by index, dependencies before dependents.
+        keys: the Dask key of each task, by index.
         nodes: the executable node of each task (``node(inputs)`` computes it).
         dependencies: the indices of each task's inputs.
         dependents: the indices of the tasks that take each task's output.
         results: the indices of the requested keys, without repeats.
+        order: every index once, each after the indices of its task's inputs.
 
     """
 
@@ -57,6 +62,7 @@ class TaskGraph:
     dependencies: list[tuple[int, ...]]
     dependents: list[list[int]]
     results: list[int]
+    order: Sequence[int]
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -81,15 +87,54 @@ def cycle_collection_paused() -> Iterator[None]:
 
     Planning allocates millions of small objects and frees almost none of them, so the collector
     would walk every one of them again each time the survivors grow by a quarter: at a million
-    tasks that doubles the planning time, and it finds nothing, for plans hold no cycles.
+    tasks that doubles the planning time, and it finds nothing, for plans hold no cycles. Inside
+    :func:`plans_frozen`, what exists on leaving is also put out of the collector's way.
     """
+    global _frozen
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
+        with _freezing:
+            if _jobs and not _frozen_by_others:
+                gc.freeze()
+                _frozen = True
     finally:
         if enabled:
             gc.enable()
+
+
+_freezing = threading.Lock()
+_jobs = 0  # scopes of plans_frozen open now
+_frozen = False  # whether this module froze objects that it has not given back yet
+_frozen_by_others = False  # the process froze objects itself: its freezes are left alone
+
+
+@contextmanager
+def plans_frozen() -> Iterator[None]:
+    """Keep the plans made in this scope out of the cycle collector's passes until it ends.
+
+    On leaving :func:`cycle_collection_paused` inside this scope, every object that exists moves to
+    the collector's permanent generation (``gc.freeze``); the last scope to end moves them back.
+    Otherwise the first allocation after planning walks every object planning made (half a
+    second at a million tasks) and the older generations' passes walk them again while the job
+    runs. A frozen object is still freed as usual when nothing refers to it; only garbage in a
+    reference cycle among them waits for the scope's end. A process that froze objects itself
+    (``gc.freeze`` before the first scope began) is left as it is.
+    """
+    global _jobs, _frozen, _frozen_by_others
+    with _freezing:
+        if _jobs == 0:
+            _frozen_by_others = gc.get_freeze_count() > 0
+        _jobs += 1
+    try:
+        yield
+    finally:
+        with _freezing:
+            _jobs -= 1
+            if _jobs == 0 and _frozen:
+                gc.unfreeze()
+                _frozen = False
 
 
 def as_mapping(dsk: Any) -> Mapping:
@@ -275,10 +320,7 @@ def _topological_order(numbered: _Numbered, folded: bytearray) -> list[int]:
     if numbered.reversible:
         return [task for task in range(len(inputs) - 1, -1, -1) if not folded[task]]
     waiting = [len(ids) for ids in inputs]
-    dependents: list[list[int]] = [[] for _ in inputs]
-    for task, ids in enumerate(inputs):
-        for dependency in ids:
-            dependents[dependency].append(task)
+    dependents = _dependents(inputs)
     order = [task for task, count in enumerate(waiting) if count == 0 and not folded[task]]
     for task in order:  # grows while it is walked
         for dependent in dependents[task]:
@@ -340,24 +382,40 @@ def build_task_graph(
     targets = list(dict.fromkeys(flatten(keys) if isinstance(keys, list) else [keys]))
     numbered = _number_needed(mapping, held or None, targets)
     folded = _inline_constants(numbered)
+    if numbered.reversible and not any(folded):  # the walk's numbering stands: nothing to renumber
+        last = len(numbered.keys) - 1
+        return TaskGraph(
+            keys=numbered.keys,
+            nodes=numbered.nodes,
+            dependencies=numbered.inputs,
+            dependents=_dependents(numbered.inputs),
+            results=numbered.targets,
+            order=range(last, -1, -1),
+        )
     order = _topological_order(numbered, folded)
     position = [0] * len(numbered.keys)
     for place, task in enumerate(order):
         position[task] = place
     inputs = numbered.inputs
     dependencies = [tuple([position[d] for d in inputs[task]]) for task in order]
-    dependents: list[list[int]] = [[] for _ in order]
-    for task, ids in enumerate(dependencies):
-        for dependency in ids:
-            dependents[dependency].append(task)
     nodes, all_keys = numbered.nodes, numbered.keys
     return TaskGraph(
         keys=[all_keys[task] for task in order],
         nodes=[nodes[task] for task in order],
         dependencies=dependencies,
-        dependents=dependents,
+        dependents=_dependents(dependencies),
         results=[position[task] for task in numbered.targets],
+        order=range(len(order)),
     )
+
+
+def _dependents(dependencies: list[tuple[int, ...]]) -> list[list[int]]:
+    """The tasks that take each task's output, in index order."""
+    dependents: list[list[int]] = [[] for _ in dependencies]
+    for task, ids in enumerate(dependencies):
+        for dependency in ids:
+            dependents[dependency].append(task)
+    return dependents
 
 
 def literal_results(graph: TaskGraph) -> dict[Key, Any]:

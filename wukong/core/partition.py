@@ -244,10 +244,10 @@ def page_plans(columns: tuple[Any, ...]) -> dict[int, TaskPlan]:
 
 
 def _heights(graph: TaskGraph) -> list[int]:
-    """Longest path (in tasks) from each task to a sink; dependents come later in topological order."""
+    """Longest path (in tasks) from each task to a sink, its dependents' first."""
     heights = [0] * len(graph)
     dependents = graph.dependents
-    for task in range(len(graph) - 1, -1, -1):
+    for task in reversed(graph.order):
         after = dependents[task]
         if len(after) == 1:  # most tasks: no list to build
             heights[task] = heights[after[0]] + 1
