@@ -130,9 +130,8 @@ def test_objects_the_process_froze_itself_stay_frozen():
     gc.freeze()
     try:
         frozen = gc.get_freeze_count()
-        with plans_frozen():
-            with cycle_collection_paused():
-                plan = [[task] for task in range(1000)]
+        with plans_frozen(), cycle_collection_paused():
+            plan = [[task] for task in range(1000)]
         assert len(plan) == 1000 and gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()

@@ -24,7 +24,7 @@ import gc
 import os
 import threading
 from collections.abc import Container, Hashable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,28 +90,51 @@ def cycle_collection_paused() -> Iterator[None]:
     tasks that doubles the planning time, and it finds nothing, for plans hold no cycles. Inside
     :func:`plans_frozen`, what exists on leaving is also put out of the collector's way.
     """
-    global _frozen
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
-        with _freezing:
-            if _jobs and not _frozen_by_others:
-                gc.freeze()
-                _frozen = True
+        _PLANS.planned()
     finally:
         if enabled:
             gc.enable()
 
 
-_freezing = threading.Lock()
-_jobs = 0  # scopes of plans_frozen open now
-_frozen = False  # whether this module froze objects that it has not given back yet
-_frozen_by_others = False  # the process froze objects itself: its freezes are left alone
+class _FrozenPlans:
+    """The jobs whose plans are out of the cycle collector's way, and whether any were frozen."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs = 0
+        self._frozen = False
+        self._frozen_by_others = False  # the process froze objects itself: left alone
+
+    def planned(self) -> None:
+        with self._lock:
+            if self._jobs and not self._frozen_by_others:
+                gc.freeze()
+                self._frozen = True
+
+    @contextmanager
+    def job(self) -> Iterator[None]:
+        with self._lock:
+            if self._jobs == 0:
+                self._frozen_by_others = gc.get_freeze_count() > 0
+            self._jobs += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._jobs -= 1
+                if self._jobs == 0 and self._frozen:
+                    gc.unfreeze()
+                    self._frozen = False
 
 
-@contextmanager
-def plans_frozen() -> Iterator[None]:
+_PLANS = _FrozenPlans()
+
+
+def plans_frozen() -> AbstractContextManager[None]:
     """Keep the plans made in this scope out of the cycle collector's passes until it ends.
 
     On leaving :func:`cycle_collection_paused` inside this scope, every object that exists moves to
@@ -122,19 +145,7 @@ def plans_frozen() -> Iterator[None]:
     reference cycle among them waits for the scope's end. A process that froze objects itself
     (``gc.freeze`` before the first scope began) is left as it is.
     """
-    global _jobs, _frozen, _frozen_by_others
-    with _freezing:
-        if _jobs == 0:
-            _frozen_by_others = gc.get_freeze_count() > 0
-        _jobs += 1
-    try:
-        yield
-    finally:
-        with _freezing:
-            _jobs -= 1
-            if _jobs == 0 and _frozen:
-                gc.unfreeze()
-                _frozen = False
+    return _PLANS.job()
 
 
 def as_mapping(dsk: Any) -> Mapping:
@@ -192,7 +203,9 @@ def _number_needed(mapping: Mapping, held: Mapping | None, targets: list[Key]) -
     """
     graph_keys = mapping if isinstance(mapping, dict) else set(mapping)  # Dask's ``all_keys``
     entry = mapping.get
-    index: dict[Key, int] = {}
+    # Every key of the graph, its number once the walk meets it: made from the graph's own hashes,
+    # at full size, and one lookup tells a key argument from a plain value.
+    index: dict[Key, int | None] = dict.fromkeys(graph_keys)
     keys: list[Key] = []
     nodes: list[Any] = []  # a plain tuple task stays a tuple until the walk reads it
     inputs: list[tuple[int, ...]] = []
@@ -223,16 +236,15 @@ def _number_needed(mapping: Mapping, held: Mapping | None, targets: list[Key]) -
             kind = type(arg)
             if kind in PLAIN_KEY_TYPES:
                 try:
-                    found = index.get(arg)
+                    found = index.get(arg, _ABSENT)
                 except TypeError:  # an unhashable tuple: Dask converts what it holds
                     return None
-                if found is None or (held_only and arg in held_only):
-                    value = _ABSENT if found is not None else entry(arg, _ABSENT)
-                    if value is _ABSENT:  # not a key: a plain value, unless a tuple
-                        if kind is tuple:
-                            return None
-                        continue
-                    found = number(arg, value)
+                if found is _ABSENT or (held_only and arg in held_only):
+                    if kind is tuple:  # not a key: a plain value, unless a tuple
+                        return None
+                    continue
+                if found is None:  # a key met for the first time
+                    found = number(arg, entry(arg))
                     if found is None:
                         missing.setdefault(keys[len(inputs)], []).append(arg)
                         refs.append(position)
@@ -264,7 +276,7 @@ def _number_needed(mapping: Mapping, held: Mapping | None, targets: list[Key]) -
         if type(node) is not Call:
             for dependency in node.dependencies:
                 found = index.get(dependency)
-                if found is None:
+                if found is None:  # met for the first time, or no key of the graph
                     found = number(dependency, entry(dependency, _ABSENT))
                     if found is None:
                         missing.setdefault(keys[task], []).append(dependency)
@@ -294,17 +306,20 @@ def _inline_constants(numbered: _Numbered) -> bytearray:
     a mark for each task folded away.
     """
     nodes, inputs = numbered.nodes, numbered.inputs
+    folded = bytearray(len(nodes))
+    constants = [t for t, node in enumerate(nodes) if type(node) is not Call and isinstance(node, DataNode)]
+    if not constants:  # a graph of tasks only: no need to count uses
+        return folded
     uses = [0] * len(nodes)
     user = [0] * len(nodes)
     for task, ids in enumerate(inputs):
         for dependency in ids:
             uses[dependency] += 1
             user[dependency] = task
-    folded = bytearray(len(nodes))
     requested = set(numbered.targets)
-    for task, node in enumerate(nodes):
-        if isinstance(node, DataNode) and uses[task] == 1 and task not in requested:
-            consumer = user[task]
+    for task in constants:
+        if uses[task] == 1 and task not in requested:
+            node, consumer = nodes[task], user[task]
             nodes[consumer] = nodes[consumer].substitute({numbered.keys[task]: node})
             inputs[consumer] = tuple(i for i in inputs[consumer] if i != task)
             folded[task] = 1

@@ -182,7 +182,7 @@ class Plan:
         return (
             tasks,
             [keys[t] for t in tasks],
-            [_wire_node(nodes[t]) for t in tasks],
+            [(n.func, n.args, n.refs) if type(n := nodes[t]) is Call else _wire_node(n) for t in tasks],
             [dependencies[t] for t in tasks],
             [None if type(nodes[t]) is Call else tuple([keys[i] for i in dependencies[t]]) for t in tasks],
             edges,
