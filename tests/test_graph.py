@@ -132,6 +132,7 @@ def test_objects_the_process_froze_itself_stay_frozen():
         frozen = gc.get_freeze_count()
         with plans_frozen(), cycle_collection_paused():
             plan = [[task] for task in range(1000)]
-        assert len(plan) == 1000 and gc.get_freeze_count() == frozen
+        # Nothing more was frozen (frozen objects freed meanwhile may lower the count), nor given back.
+        assert len(plan) == 1000 and 0 < gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()

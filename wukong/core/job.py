@@ -474,7 +474,9 @@ class Job:
             self.report.metrics = JobMetrics(totals)
             return
         graph = self.graph
-        self.report.metrics = JobMetrics.from_stored(totals, self._task_blobs, graph.keys, graph.dependencies)
+        self.report.metrics = JobMetrics.from_stored(
+            totals, self._task_blobs, graph.keys, graph.dependencies, graph.order
+        )
 
 
 class _Silence:

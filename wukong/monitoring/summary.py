@@ -40,6 +40,10 @@ class Summary:
     critical_path_seconds: float
 
 
+_Stored = tuple[Sequence[bytes], Sequence[object], Sequence[Sequence[int]], Sequence[int]]
+"""Records as executors stored them, the keys, each task's inputs, and an order of the tasks."""
+
+
 class JobMetrics:
     """A job's metrics: the executors' counters, one record per task, and their summary.
 
@@ -62,7 +66,7 @@ class JobMetrics:
         self._tasks = list(tasks)
         self._critical_path = list(critical_path)
         self._critical_path_seconds = critical_path_seconds
-        self._stored: tuple[Sequence[bytes], Sequence[object], Sequence[Sequence[int]]] | None = None
+        self._stored: _Stored | None = None
 
     @classmethod
     def from_stored(
@@ -71,20 +75,21 @@ class JobMetrics:
         blobs: Sequence[bytes],
         keys: Sequence[object],
         dependencies: Sequence[Sequence[int]],
+        order: Sequence[int],
     ) -> JobMetrics:
         """The metrics of a job whose executors stored ``blobs`` (see :mod:`wukong.monitoring.timeline`)."""
         metrics = cls(totals)
-        metrics._stored = (blobs, keys, dependencies)
+        metrics._stored = (blobs, keys, dependencies, order)
         return metrics
 
     def _decode(self) -> None:
         if self._stored is None:
             return
-        blobs, keys, dependencies = self._stored
+        blobs, keys, dependencies, order = self._stored
         self._stored = None
         tasks = [record for blob in blobs for record in timeline.decode(blob, keys)]
         tasks.sort(key=lambda record: record.started)
-        path, self._critical_path_seconds = critical_path(tasks, dependencies)
+        path, self._critical_path_seconds = critical_path(tasks, dependencies, order)
         self._tasks, self._critical_path = tasks, [str(keys[task]) for task in path]
 
     @property
@@ -154,19 +159,21 @@ class JobMetrics:
 
 
 def critical_path(
-    records: Sequence[TaskRecord], dependencies: Sequence[Sequence[int]]
+    records: Sequence[TaskRecord], dependencies: Sequence[Sequence[int]], order: Sequence[int]
 ) -> tuple[list[int], float]:
     """The chain of dependent tasks with the longest total duration, and that duration.
 
-    ``dependencies`` gives each task's inputs by index, inputs before dependents (a task graph's
-    order). Tasks without a record (not run, or not recorded) take no time.
+    ``dependencies`` gives each task's inputs by index; ``order`` lists the indices, each after its
+    inputs (a task graph's ``order``). Tasks without a record (not run, or not recorded) take no
+    time.
     """
     duration = [0.0] * len(dependencies)
     for record in records:
         duration[record.task] = max(duration[record.task], record.total_seconds)
     finish = [0.0] * len(dependencies)
     before: list[int | None] = [None] * len(dependencies)
-    for task, inputs in enumerate(dependencies):
+    for task in order:
+        inputs = dependencies[task]
         longest = max(inputs, key=finish.__getitem__, default=None)
         before[task] = longest
         finish[task] = duration[task] + (finish[longest] if longest is not None else 0.0)
