@@ -6,11 +6,12 @@ at a million tasks, building and pickling them is most of the time the client sp
 first invocation. A :class:`Call` holds the function, the argument tuple as given, and the
 positions of the arguments that are keys: one object a task, pickled as three fields.
 
-:func:`plain_call` takes only the tuples whose meaning is certain without Dask's conversion: a
-callable, then arguments that are keys of the graph or plain values (not containers, dicts, task
-nodes or futures, which Dask converts recursively). It decides what a key is exactly as
-``dask._task_spec.convert_legacy_task`` does (an ``int``, ``float``, ``str`` or ``tuple`` found
-among the graph's keys), so the call computes what Dask's task would::
+:func:`plain_call` (and :func:`read_call`, with which the graph's walk reads tasks) takes only the
+tuples whose meaning is certain without Dask's conversion: a callable, then arguments that are keys
+of the graph or plain values (not containers, dicts, task nodes, futures or subclasses of the key
+types, which Dask converts). What a key is is decided as ``dask._task_spec.convert_legacy_task``
+decides it (an ``int``, ``float``, ``str`` or ``tuple`` found among the graph's keys), so the call
+computes what Dask's task would::
 
     >>> from operator import add
     >>> call = plain_call((add, "x", 10), {"x", "y"})
@@ -27,11 +28,8 @@ from typing import Any
 
 from dask._task_spec import DataNode, GraphNode, Task, TaskRef, _is_dask_future
 
-_NEEDS_CONVERSION = (list, tuple, set, frozenset, dict, GraphNode)
-_MAYBE_KEYS = (int, float, str, tuple)
-_MAY_HOLD_KEYS = _NEEDS_CONVERSION + _MAYBE_KEYS
-PLAIN_KEY_TYPES = frozenset({int, float, str, tuple, bool})
-"""The exact types of arguments that are keys when the graph has them, and plain values when not."""
+_MAY_HOLD_KEYS = (list, tuple, set, frozenset, dict, GraphNode, int, float, str)
+PLAIN_KEY_TYPES = frozenset({int, float, str, tuple, bool})  # keys when the graph has them
 
 
 class Call:
@@ -94,31 +92,35 @@ def plain_call(task: Any, keys: Container[Hashable]) -> Call | None:
     """``task`` as a :class:`Call` if it is a plain tuple task of the graph with ``keys``; else ``None``."""
     if type(task) is not tuple or not task or not callable(task[0]):
         return None
+    return read_call(task, lambda arg: 0 if arg in keys else None, [])
+
+
+def read_call(task: tuple, key_number: Callable[[Any], int | None], inputs: list[int]) -> Call | None:
+    """A tuple task ``(callable, *args)`` as a :class:`Call`; ``None`` if Dask must convert it.
+
+    ``key_number`` gives an argument's number if it is a key of the graph, ``None`` if it is not
+    (it may raise ``TypeError`` for an unhashable tuple); the numbers of the key arguments go into
+    ``inputs``, once each, in argument order. The graph's walk reads tasks with this, numbering the
+    keys as it meets them.
+    """
     args = task[1:]
     refs = []
     for position, arg in enumerate(args):
         kind = type(arg)
-        exact = kind in PLAIN_KEY_TYPES  # the common case, decided without the checks below
-        if exact or isinstance(arg, _MAYBE_KEYS):
+        if kind in PLAIN_KEY_TYPES:  # the common case: an exact key type, key or plain value
             try:
-                if arg in keys:
-                    refs.append(position)
-                    continue
+                number = key_number(arg)
             except TypeError:  # an unhashable tuple: Dask converts what it holds
                 return None
-            if exact:
-                if kind is tuple:
+            if number is None:
+                if kind is tuple:  # a tuple that is no key may hold keys
                     return None
                 continue
-        if isinstance(arg, _NEEDS_CONVERSION) or _is_dask_future(arg):
+            refs.append(position)
+            if number not in inputs:
+                inputs.append(number)
+        elif isinstance(arg, _MAY_HOLD_KEYS) or _is_dask_future(arg):
+            # Containers, task nodes and futures may hold keys, and so may subclasses of the key
+            # types (a named tuple, a NumPy float equal to a key); anything else is a plain value.
             return None
     return Call(task[0], args, tuple(refs))
-
-
-def may_hold_keys(arg: Any) -> bool:
-    """Whether an argument whose type is not in :data:`PLAIN_KEY_TYPES` needs Dask's conversion.
-
-    Containers, task nodes and futures may hold keys, and so may subclasses of the key types (a
-    named tuple, a string enum); any other object is a plain value.
-    """
-    return isinstance(arg, _MAY_HOLD_KEYS) or _is_dask_future(arg)

@@ -31,7 +31,7 @@ from typing import Any
 from dask._task_spec import Alias, DataNode, GraphNode, Task, convert_legacy_task
 from dask.core import flatten
 
-from wukong.core.calls import PLAIN_KEY_TYPES, Call, may_hold_keys, plain_call
+from wukong.core.calls import Call, read_call
 from wukong.errors import GraphError, MissingKeyError
 
 Key = Hashable
@@ -41,6 +41,7 @@ PLAN_BYTES_PER_TASK = 1500
 """Client memory a job takes a task, rounded up from about 1.1 kB measured at a million tasks
 (plan, pages, payloads and the job's books; the user's graph aside): ``docs/benchmarks.md``."""
 _ABSENT = object()
+_MISSING = -1  # the number of a key argument no task produces
 
 
 @dataclass(slots=True)
@@ -169,11 +170,8 @@ def _shown(keys: Iterable[Key]) -> str:
     return listed + more
 
 
-def _node(key: Key, value: Any, graph_keys: Container[Key]) -> GraphNode | Call | None:
+def _node(key: Key, value: Any, graph_keys: Container[Key]) -> GraphNode | None:
     """The task of ``key`` as Dask reads ``value`` (``None``: a key that only names itself)."""
-    call = plain_call(value, graph_keys)
-    if call is not None:
-        return call
     node = convert_legacy_task(key, value, graph_keys)
     if isinstance(node, Alias) and node.target == key:
         return None  # convert_legacy_graph drops such a task
@@ -197,9 +195,9 @@ def _number_needed(mapping: Mapping, held: Mapping | None, targets: list[Key]) -
     """Convert and number the requested tasks and everything they depend on, each once.
 
     Every key is hashed here and never again: what follows works on the numbers. A plain tuple
-    task is read in the pass that numbers its inputs, so each of its key arguments is looked up
-    once (by :func:`~wukong.core.calls.plain_call`'s rules); any other task goes through Dask's
-    conversion. A dependency no task produces is an error naming the tasks that need it.
+    task is read in the pass that numbers its inputs (:func:`~wukong.core.calls.read_call`), so
+    each of its key arguments is looked up once; any other task goes through Dask's conversion.
+    A dependency no task produces is an error naming the tasks that need it.
     """
     graph_keys = mapping if isinstance(mapping, dict) else set(mapping)  # Dask's ``all_keys``
     entry = mapping.get
@@ -228,35 +226,19 @@ def _number_needed(mapping: Mapping, held: Mapping | None, targets: list[Key]) -
         nodes.append(value)
         return found
 
-    def read_call(task: tuple, ids: list[int]) -> Call | None:
-        """``task`` as a :class:`Call`, its inputs numbered into ``ids``; ``None``: Dask converts it."""
-        args = task[1:]
-        refs = []
-        for position, arg in enumerate(args):
-            kind = type(arg)
-            if kind in PLAIN_KEY_TYPES:
-                try:
-                    found = index.get(arg, _ABSENT)
-                except TypeError:  # an unhashable tuple: Dask converts what it holds
-                    return None
-                if found is _ABSENT or (held_only and arg in held_only):
-                    if kind is tuple:  # not a key: a plain value, unless a tuple
-                        return None
-                    continue
-                if found is None:  # a key met for the first time
-                    found = number(arg, entry(arg))
-                    if found is None:
-                        missing.setdefault(keys[len(inputs)], []).append(arg)
-                        refs.append(position)
-                        continue
-                elif found <= len(inputs):
-                    early_inputs.append(found)
-                refs.append(position)
-                if found not in ids:
-                    ids.append(found)
-            elif may_hold_keys(arg):
-                return None
-        return Call(task[0], args, tuple(refs))
+    def key_number(arg: Key) -> int | None:
+        """The number of the task ``arg`` names (numbering it if new); ``None``: ``arg`` is no key."""
+        found = index.get(arg, _ABSENT)
+        if found is _ABSENT or (held_only and arg in held_only):
+            return None
+        if found is None:  # a key met for the first time
+            found = number(arg, entry(arg))
+            if found is None:  # the walk raises below, naming it; the placeholder is never used
+                missing.setdefault(keys[len(inputs)], []).append(arg)
+                return _MISSING
+        elif found <= len(inputs):
+            early_inputs.append(found)
+        return found
 
     absent = [key for key in targets if number(key, entry(key, _ABSENT)) is None]
     if absent:
@@ -266,7 +248,7 @@ def _number_needed(mapping: Mapping, held: Mapping | None, targets: list[Key]) -
         node = nodes[task]
         ids: list[int] = []
         if type(node) is tuple:
-            call = read_call(node, ids)
+            call = read_call(node, key_number, ids)
             if call is None:
                 ids.clear()
                 node = convert_legacy_task(keys[task], node, graph_keys)
