@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import operator
 
+import dask
 import pytest
 from dask._task_spec import Task, TaskRef, convert_legacy_task
 from dask.highlevelgraph import HighLevelGraph
@@ -54,6 +55,25 @@ def test_topological_order_puts_dependencies_first(dsk):
         assert all(place[i] < place[task] for i in inputs)
         dasks = convert_legacy_task(None, dsk[graph.keys[task]], dsk)
         assert {graph.keys[i] for i in inputs} == set(dasks.dependencies)
+
+
+def test_a_constant_that_is_an_int_is_never_read_as_a_task_number():
+    """The walk's key table maps a key to its task, then to its number: an int task is neither."""
+    dsk = {
+        "zero": 0,
+        "one": 1,
+        "a": (operator.add, "one", "zero"),
+        "b": (operator.mul, "a", "one"),
+        "c": (operator.add, "a", "b"),
+    }
+    graph = build_task_graph(dsk, "c")
+    values: dict = {}
+    for task in graph.order:
+        values[graph.keys[task]] = graph.nodes[task](
+            {graph.keys[i]: values[graph.keys[i]] for i in graph.dependencies[task]}
+        )
+    assert values["c"] == dask.get(dsk, "c") == 2
+    assert {graph.keys[i] for i in graph.dependencies[graph.keys.index("c")]} == {"a", "b"}
 
 
 def test_a_key_held_in_the_store_is_a_plain_value_to_a_tuple_task():

@@ -24,10 +24,14 @@ computes what Dask's task would::
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Hashable, Mapping
+from itertools import combinations
 from typing import Any
 
 from dask._task_spec import DataNode, GraphNode, Task, TaskRef, _is_dask_future
 
+# The key positions of calls of up to four arguments, one tuple each: shared by the tasks that have
+# them instead of one tuple a task (a million tuples fewer to keep, free and pickle at a million).
+_SHARED_REFS = {refs: refs for size in range(5) for refs in combinations(range(4), size)}
 _MAY_HOLD_KEYS = (list, tuple, set, frozenset, dict, GraphNode, int, float, str)
 PLAIN_KEY_TYPES = frozenset({int, float, str, tuple, bool})  # keys when the graph has them
 
@@ -92,16 +96,30 @@ def plain_call(task: Any, keys: Container[Hashable]) -> Call | None:
     """``task`` as a :class:`Call` if it is a plain tuple task of the graph with ``keys``; else ``None``."""
     if type(task) is not tuple or not task or not callable(task[0]):
         return None
-    return read_call(task, lambda arg: 0 if arg in keys else None, [])
+
+    def lookup(arg: Any, default: Any) -> Any:
+        return 0 if arg in keys else default
+
+    return read_call(task, lookup, lambda key, entry: 0, [])
 
 
-def read_call(task: tuple, key_number: Callable[[Any], int | None], inputs: list[int]) -> Call | None:
+NOT_A_KEY = object()
+"""What a ``lookup`` given to :func:`read_call` returns for an argument that is no key of the graph."""
+
+
+def read_call(
+    task: tuple,
+    lookup: Callable[[Any, Any], Any],
+    meet: Callable[[Any, Any], int],
+    inputs: list[int],
+) -> Call | None:
     """A tuple task ``(callable, *args)`` as a :class:`Call`; ``None`` if Dask must convert it.
 
-    ``key_number`` gives an argument's number if it is a key of the graph, ``None`` if it is not
-    (it may raise ``TypeError`` for an unhashable tuple); the numbers of the key arguments go into
-    ``inputs``, once each, in argument order. The graph's walk reads tasks with this, numbering the
-    keys as it meets them.
+    ``lookup(arg, NOT_A_KEY)`` tells a key of the graph from a plain value: ``NOT_A_KEY`` for a
+    value, the key's number (an ``int``) once it has one, or else what ``meet(arg, entry)`` takes
+    to number it; it may raise ``TypeError`` for an unhashable tuple. The graph's walk passes its
+    key table's ``get``, so telling keys from values costs no Python call. The numbers of the key
+    arguments go into ``inputs``, once each, in argument order.
     """
     args = task[1:]
     refs = []
@@ -109,13 +127,15 @@ def read_call(task: tuple, key_number: Callable[[Any], int | None], inputs: list
         kind = type(arg)
         if kind in PLAIN_KEY_TYPES:  # the common case: an exact key type, key or plain value
             try:
-                number = key_number(arg)
+                number = lookup(arg, NOT_A_KEY)
             except TypeError:  # an unhashable tuple: Dask converts what it holds
                 return None
-            if number is None:
+            if number is NOT_A_KEY:
                 if kind is tuple:  # a tuple that is no key may hold keys
                     return None
                 continue
+            if type(number) is not int:
+                number = meet(arg, number)
             refs.append(position)
             if number not in inputs:
                 inputs.append(number)
@@ -123,4 +143,5 @@ def read_call(task: tuple, key_number: Callable[[Any], int | None], inputs: list
             # Containers, task nodes and futures may hold keys, and so may subclasses of the key
             # types (a named tuple, a NumPy float equal to a key); anything else is a plain value.
             return None
-    return Call(task[0], args, tuple(refs))
+    key_positions = tuple(refs)
+    return Call(task[0], args, _SHARED_REFS.get(key_positions, key_positions))

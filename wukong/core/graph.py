@@ -31,7 +31,7 @@ from typing import Any
 from dask._task_spec import Alias, DataNode, GraphNode, Task, convert_legacy_task
 from dask.core import flatten
 
-from wukong.core.calls import Call, read_call
+from wukong.core.calls import NOT_A_KEY, Call, read_call
 from wukong.errors import GraphError, MissingKeyError
 
 Key = Hashable
@@ -40,7 +40,6 @@ _SHOWN_KEYS = 10
 PLAN_BYTES_PER_TASK = 1500
 """Client memory a job takes a task, rounded up from about 1.1 kB measured at a million tasks
 (plan, pages, payloads and the job's books; the user's graph aside): ``docs/benchmarks.md``."""
-_ABSENT = object()
 _MISSING = -1  # the number of a key argument no task produces
 
 
@@ -186,6 +185,8 @@ class _Numbered:
     nodes: list[GraphNode | Call]
     inputs: list[tuple[int, ...]]
     targets: list[int]
+    constants: list[int]
+    """The tasks that are plain values (Dask's ``DataNode``)."""
     reversible: bool
     """Whether every task's inputs were numbered after it: the numbering reversed is then a
     topological order (so in a tree, and in most graphs Dask makes)."""
@@ -200,55 +201,57 @@ def _number_needed(mapping: Mapping, held: Mapping | None, targets: list[Key]) -
     A dependency no task produces is an error naming the tasks that need it.
     """
     graph_keys = mapping if isinstance(mapping, dict) else set(mapping)  # Dask's ``all_keys``
-    entry = mapping.get
-    # Every key of the graph, its number once the walk meets it: made from the graph's own hashes,
-    # at full size, and one lookup tells a key argument from a plain value.
-    index: dict[Key, int | None] = dict.fromkeys(graph_keys)
+    # The key table: each key of the graph to its task until the walk meets it, then to its number.
+    # A copy of the graph keeps its hashes, and one lookup tells a key from a plain value, gives
+    # the number of a key met before, or the task of one met now (no second lookup in the graph).
+    index: dict[Key, Any] = dict(mapping)
+    if int in set(map(type, index.values())):  # a constant that is an int would read as a number
+        for key, value in index.items():
+            if type(value) is int:
+                index[key] = DataNode(key, value)
     keys: list[Key] = []
     nodes: list[Any] = []  # a plain tuple task stays a tuple until the walk reads it
     inputs: list[tuple[int, ...]] = []
     missing: dict[Key, list[Key]] = {}
+    unmet: list[Key] = []  # the keys no task produces that the current task needs
     held_only: set[Key] = set()  # numbered, but not the graph's keys: a tuple's argument never names them
-    early_inputs: list[int] = []  # inputs numbered before (or as) a task that takes them
+    constants: list[int] = []
+    reversible = True
 
-    def number(key: Key, value: Any) -> int | None:
-        """Number ``key``, whose entry in the graph is ``value``; ``None`` if no task produces it."""
+    def meet(key: Key, value: Any) -> int:
+        """Number ``key``, whose key-table entry is ``value``; ``_MISSING`` (noted) if no task makes it."""
         kind = type(value)  # a Dask task needs no conversion, a tuple task is read by the walk
         if kind is not Task and not (kind is tuple and value and callable(value[0])):
-            value = None if value is _ABSENT else _node(key, value, graph_keys)
+            value = None if value is NOT_A_KEY else _node(key, value, graph_keys)
             if value is None:
                 value = None if held is None else held.get(key)
                 if value is None:
-                    return None
+                    unmet.append(key)
+                    return _MISSING
                 held_only.add(key)
+            if isinstance(value, DataNode):
+                constants.append(len(keys))
         index[key] = found = len(keys)
         keys.append(key)
         nodes.append(value)
         return found
 
-    def key_number(arg: Key) -> int | None:
-        """The number of the task ``arg`` names (numbering it if new); ``None``: ``arg`` is no key."""
-        found = index.get(arg, _ABSENT)
-        if found is _ABSENT or (held_only and arg in held_only):
-            return None
-        if found is None:  # a key met for the first time
-            found = number(arg, entry(arg))
-            if found is None:  # the walk raises below, naming it; the placeholder is never used
-                missing.setdefault(keys[len(inputs)], []).append(arg)
-                return _MISSING
-        elif found <= len(inputs):
-            early_inputs.append(found)
-        return found
+    def lookup_past_held(arg: Key, default: object) -> Any:
+        return default if arg in held_only else index.get(arg, default)
 
-    absent = [key for key in targets if number(key, entry(key, _ABSENT)) is None]
-    if absent:
-        raise MissingKeyError(f"requested key(s) not in the graph: {_shown(absent)}", absent, absent)
+    for key in targets:
+        meet(key, index.get(key, NOT_A_KEY))
+    if unmet:
+        raise MissingKeyError(f"requested key(s) not in the graph: {_shown(unmet)}", unmet, unmet)
+    lookup = index.get
     task = 0
     while task < len(nodes):  # ``nodes`` grows while it is walked
         node = nodes[task]
         ids: list[int] = []
         if type(node) is tuple:
-            call = read_call(node, key_number, ids)
+            if held_only:
+                lookup = lookup_past_held
+            call = read_call(node, lookup, meet, ids)
             if call is None:
                 ids.clear()
                 node = convert_legacy_task(keys[task], node, graph_keys)
@@ -257,15 +260,15 @@ def _number_needed(mapping: Mapping, held: Mapping | None, targets: list[Key]) -
             nodes[task] = node
         if type(node) is not Call:
             for dependency in node.dependencies:
-                found = index.get(dependency)
-                if found is None:  # met for the first time, or no key of the graph
-                    found = number(dependency, entry(dependency, _ABSENT))
-                    if found is None:
-                        missing.setdefault(keys[task], []).append(dependency)
-                        continue
-                elif found <= task:
-                    early_inputs.append(found)
+                found = index.get(dependency, NOT_A_KEY)
+                if type(found) is not int:  # met for the first time, or no key of the graph
+                    found = meet(dependency, found)
                 ids.append(found)
+        if unmet:  # the walk raises below, naming them
+            missing[keys[task]] = list(dict.fromkeys(unmet))
+            unmet.clear()
+        if ids and min(ids) <= task:  # an input numbered before (or as) the task that takes it
+            reversible = False
         inputs.append(tuple(ids))
         task += 1
     if missing:
@@ -277,7 +280,7 @@ def _number_needed(mapping: Mapping, held: Mapping | None, targets: list[Key]) -
             list(missing),
             list(dict.fromkeys(key for deps in missing.values() for key in deps)),
         )
-    return _Numbered(keys, nodes, inputs, [index[key] for key in targets], not early_inputs)
+    return _Numbered(keys, nodes, inputs, [index[key] for key in targets], constants, reversible)
 
 
 def _inline_constants(numbered: _Numbered) -> bytearray:
@@ -289,7 +292,7 @@ def _inline_constants(numbered: _Numbered) -> bytearray:
     """
     nodes, inputs = numbered.nodes, numbered.inputs
     folded = bytearray(len(nodes))
-    constants = [t for t, node in enumerate(nodes) if type(node) is not Call and isinstance(node, DataNode)]
+    constants = numbered.constants
     if not constants:  # a graph of tasks only: no need to count uses
         return folded
     uses = [0] * len(nodes)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, NamedTuple
 
 from dask._task_spec import DataNode, GraphNode, Task, TaskRef
@@ -166,25 +167,36 @@ class Plan:
         flags = bytearray(len(tasks))
         for position, task in enumerate(tasks):
             # The fields of _edge_fields and the rule of stores_output, inline: this runs per task.
-            flat: list[int] = []
-            fan_in = 0
-            for d in preferred[task]:
+            after = preferred[task]
+            if len(after) == 1:  # most tasks: no list to grow
+                d = after[0]
                 inputs = dependencies[d]
                 fan_in = len(inputs)
                 bit = inputs.index(task) if fan_in <= _SCANNED_INPUTS else self._bit(task, d)
-                flat += (d, page_of[d], bit, fan_in)
-            edges.append(flat)
-            stored = len(flat) > 4 or fan_in > 1
+                edges.append([d, page_of[d], bit, fan_in])
+                stored = fan_in > 1
+            else:
+                flat: list[int] = []
+                for d in after:
+                    inputs = dependencies[d]
+                    bit = inputs.index(task) if len(inputs) <= _SCANNED_INPUTS else self._bit(task, d)
+                    flat += (d, page_of[d], bit, len(inputs))
+                edges.append(flat)
+                stored = len(after) > 1
             if task in results:
                 flags[position] = _WIRE_RESULT | _WIRE_STORE
             elif stored:
                 flags[position] = _WIRE_STORE
+        page_nodes = list(map(nodes.__getitem__, tasks))
         return (
             tasks,
-            [keys[t] for t in tasks],
-            [(n.func, n.args, n.refs) if type(n := nodes[t]) is Call else _wire_node(n) for t in tasks],
-            [dependencies[t] for t in tasks],
-            [None if type(nodes[t]) is Call else tuple([keys[i] for i in dependencies[t]]) for t in tasks],
+            list(map(keys.__getitem__, tasks)),
+            [(n.func, n.args, n.refs) if type(n) is Call else _wire_node(n) for n in page_nodes],
+            list(map(dependencies.__getitem__, tasks)),
+            [
+                None if type(n) is Call else tuple([keys[i] for i in dependencies[t]])
+                for t, n in zip(tasks, page_nodes, strict=True)
+            ],
             edges,
             bytes(flags),
         )
@@ -257,15 +269,17 @@ def _heights(graph: TaskGraph) -> list[int]:
 
 
 def _leaf_order(graph: TaskGraph) -> list[int]:
-    """Leaves in the order a depth-first walk from the results meets them.
+    """Leaves in the order a depth-first walk from the results meets them, left to right.
 
     Leaves that feed the same subtree come out next to each other, so a small pool finishes one
-    subtree (and frees its memory) before it starts the next.
+    subtree (and frees its memory) before it starts the next. The walk goes right to left, and
+    its order is reversed: that pushes each task's inputs on the stack as they are, and in a
+    tree it is the left-to-right order (a leaf shared by subtrees comes with its last one).
     """
     dependencies = graph.dependencies
     seen = bytearray(len(graph))
     leaves: list[int] = []
-    stack = list(reversed(graph.results))
+    stack = list(graph.results)
     while stack:
         task = stack.pop()
         if seen[task]:
@@ -273,9 +287,10 @@ def _leaf_order(graph: TaskGraph) -> list[int]:
         seen[task] = 1
         inputs = dependencies[task]
         if inputs:
-            stack.extend(reversed(inputs))
+            stack += inputs
         else:
             leaves.append(task)
+    leaves.reverse()
     return leaves
 
 
@@ -288,24 +303,23 @@ def _schedules(graph: TaskGraph, leaves: list[int], preferred: list[list[int]]) 
         stack = [leaf]
         while stack:
             task = stack.pop()
-            if visited[task]:
-                continue
-            visited[task] = 1
-            schedule.append(task)
-            # Reversed, so the preferred dependent (the one to become) is walked first.
-            stack.extend(reversed(preferred[task]))
+            while not visited[task]:  # up a chain of single dependents without the stack: most tasks
+                visited[task] = 1
+                schedule.append(task)
+                after = preferred[task]
+                if len(after) != 1:
+                    # Reversed, so the preferred dependent (the one to become) is walked first.
+                    stack.extend(reversed(after))
+                    break
+                task = after[0]
         schedules.append(schedule)
     return schedules
 
 
 def _pages(schedules: list[list[int]], page_tasks: int, size: int) -> tuple[list[list[int]], list[int]]:
     """Cut consecutive schedules into pages of at most ``page_tasks`` tasks."""
-    pages: list[list[int]] = [[]]
-    for schedule in schedules:
-        for task in schedule:
-            if len(pages[-1]) >= page_tasks:
-                pages.append([])
-            pages[-1].append(task)
+    walked = list(chain.from_iterable(schedules))
+    pages = [walked[start : start + page_tasks] for start in range(0, len(walked), page_tasks)] or [[]]
     page_of = [0] * size
     for number, page in enumerate(pages):
         for task in page:
@@ -316,9 +330,11 @@ def _pages(schedules: list[list[int]], page_tasks: int, size: int) -> tuple[list
 def partition(graph: TaskGraph, page_tasks: int = 1024) -> Plan:
     """Partition ``graph`` into schedules and pages and decide, per task, what to store and become."""
     dependencies = graph.dependencies
-    # Only a task with two or more dependents has a preference to decide (in a tree, none has).
-    forks = [task for task, after in enumerate(graph.dependents) if len(after) > 1]
+    # Only a task with two or more dependents has a preference to decide. In a tree none has: every
+    # edge leaves a different task (two passes in C tell it, where listing the forks takes one in Python).
     preferred = graph.dependents
+    edges, leaving = sum(map(len, preferred)), sum(map(bool, preferred))
+    forks = [] if edges == leaving else [task for task, after in enumerate(preferred) if len(after) > 1]
     if forks:
         heights = _heights(graph)
 
