@@ -47,7 +47,8 @@ def test_a_page_carries_dask_tasks_short_and_they_compute_the_same():
 
     from dask._task_spec import Alias, Task, TaskRef
 
-    inner = Task(None, max, Alias("a"), TaskRef("b"), key=abs)  # nested, keyword arguments
+    # Nested, with keyword arguments; references as Alias (one named apart from its target) and TaskRef.
+    inner = Task(None, max, Alias("a"), TaskRef("b"), Alias("alias-of-b", "b"), key=abs)
     task = Task(("sum", 0), operator.add, inner, 10, _data_producer=True)
     page = [task, Task("neg", operator.neg, TaskRef("a"))]
     blob = codec.dumps_page(page)

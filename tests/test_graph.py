@@ -43,8 +43,15 @@ def test_constants_used_once_are_folded_into_their_user():
         {"x0": (abs, 0), **{f"x{i}": (operator.add, f"x{i - 1}", 1) for i in range(1, 50)}, "end": "x49"},
         # The walk from "end" meets "c" before "b", which needs it: its numbering is no order.
         {"c": (abs, -1), "b": (operator.neg, "c"), "a": (operator.neg, "b"), "end": (operator.add, "a", "c")},
+        # Inputs shared by later tasks, met before them: the numbering stands, dependents grow.
+        {
+            **{leaf: (abs, i) for i, leaf in enumerate("xyz")},
+            "a": (operator.add, "x", "y"),
+            "b": (operator.add, "y", "z"),
+            "end": (operator.add, "a", "b"),
+        },
     ],
-    ids=["chain", "crossing"],
+    ids=["chain", "crossing", "shared"],
 )
 def test_topological_order_puts_dependencies_first(dsk):
     graph = build_task_graph(dsk, "end")
@@ -55,6 +62,10 @@ def test_topological_order_puts_dependencies_first(dsk):
         assert all(place[i] < place[task] for i in inputs)
         dasks = convert_legacy_task(None, dsk[graph.keys[task]], dsk)
         assert {graph.keys[i] for i in inputs} == set(dasks.dependencies)
+    assert graph.dependents == [
+        [user for user, inputs in enumerate(graph.dependencies) if task in inputs]
+        for task in range(len(graph))
+    ]
 
 
 def test_a_constant_that_is_an_int_is_never_read_as_a_task_number():

@@ -15,7 +15,7 @@ import pickle
 from typing import Any
 
 import cloudpickle
-from dask._task_spec import Task
+from dask._task_spec import Alias, Task, TaskRef
 
 PROTOCOL = 5
 
@@ -58,13 +58,35 @@ def _by_value_if_scripted(value: Any, blob: bytes) -> bytes:
     return blob
 
 
-def task_from_parts(key: Any, func: Any, args: tuple, kwargs: dict, data_producer: bool) -> Task:
-    """Make Dask's ``Task`` again from the parts :func:`dumps_page` keeps."""
+def task_from_parts(
+    key: Any, func: Any, args: tuple, kwargs: dict, data_producer: bool, refs: tuple[int, ...] = ()
+) -> Task:
+    """Make Dask's ``Task`` again from the parts :func:`dumps_page` keeps.
+
+    The arguments at positions ``refs`` are keys, which become references (``TaskRef``) again.
+    """
+    if refs:
+        args = list(args)  # type: ignore[assignment]
+        for position in refs:
+            args[position] = TaskRef(args[position])  # type: ignore[index]
     return Task(key, func, *args, _data_producer=data_producer, **kwargs)
 
 
 def _task_parts(task: Task) -> tuple[Any, ...]:
-    return task_from_parts, (task.key, task.func, task.args, task.kwargs, task.data_producer)
+    # A reference argument travels as its key and position: each reference pickled as an object of
+    # its own would cost a call of Python code (a reduction) in the pickler, four a reduction task.
+    args = task.args
+    refs = tuple([position for position, arg in enumerate(args) if type(arg) in _REFERENCES])
+    if refs:
+        args = tuple(
+            [arg.key if type(arg) is TaskRef else arg.target if type(arg) is Alias else arg for arg in args]
+        )
+    return task_from_parts, (task.key, task.func, args, task.kwargs, task.data_producer, refs)
+
+
+# An Alias argument computes what a TaskRef to its target computes (its value) and has the same
+# dependency, so both travel as the key they name.
+_REFERENCES = frozenset({TaskRef, Alias})
 
 
 def dumps_code(value: Any) -> bytes:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import chain
 from typing import Any, NamedTuple
 
 from dask._task_spec import DataNode, GraphNode, Task, TaskRef
@@ -75,7 +74,8 @@ class Plan:
         graph: the graph it partitions.
         preferred: each task's dependents, in the order an executor prefers to become them.
         leaves: the tasks with no inputs, in the order they are invoked.
-        schedules: the tasks of each leaf's schedule, in walk order (parallel to ``leaves``).
+        walked: every task once: the schedule of each leaf in turn, each in walk order.
+        starts: where each leaf's schedule begins in ``walked`` (parallel to ``leaves``).
         pages: the tasks stored in each page.
         page_of: the page of each task.
         results: the requested tasks.
@@ -85,7 +85,8 @@ class Plan:
     graph: TaskGraph
     preferred: list[list[int]]
     leaves: list[int]
-    schedules: list[list[int]]
+    walked: list[int]
+    starts: list[int]
     pages: list[list[int]]
     page_of: list[int]
     results: frozenset[int]
@@ -93,6 +94,12 @@ class Plan:
 
     def __len__(self) -> int:
         return len(self.graph)
+
+    @property
+    def schedules(self) -> list[list[int]]:
+        """The tasks of each leaf's schedule, in walk order (parallel to ``leaves``)."""
+        walked, ends = self.walked, [*self.starts[1:], len(self.walked)]
+        return [walked[start:end] for start, end in zip(self.starts, ends, strict=True)]
 
     @property
     def tasks(self) -> list[TaskPlan]:
@@ -294,31 +301,37 @@ def _leaf_order(graph: TaskGraph) -> list[int]:
     return leaves
 
 
-def _schedules(graph: TaskGraph, leaves: list[int], preferred: list[list[int]]) -> list[list[int]]:
-    """One depth-first walk over dependents per leaf, sharing one visited set."""
+def _schedules(
+    graph: TaskGraph, leaves: list[int], preferred: list[list[int]]
+) -> tuple[list[int], list[int]]:
+    """One depth-first walk over dependents per leaf, sharing one visited set.
+
+    Returns every task in the order the walks meet them, and where each leaf's walk begins: one
+    list for all, not one a leaf (a tree has a schedule for every other task).
+    """
     visited = bytearray(len(graph))
-    schedules = []
+    walked: list[int] = []
+    starts: list[int] = []
+    stack: list[int] = []  # empty again at the end of each leaf's walk
     for leaf in leaves:
-        schedule = []
-        stack = [leaf]
+        starts.append(len(walked))
+        stack.append(leaf)
         while stack:
             task = stack.pop()
             while not visited[task]:  # up a chain of single dependents without the stack: most tasks
                 visited[task] = 1
-                schedule.append(task)
+                walked.append(task)
                 after = preferred[task]
                 if len(after) != 1:
                     # Reversed, so the preferred dependent (the one to become) is walked first.
                     stack.extend(reversed(after))
                     break
                 task = after[0]
-        schedules.append(schedule)
-    return schedules
+    return walked, starts
 
 
-def _pages(schedules: list[list[int]], page_tasks: int, size: int) -> tuple[list[list[int]], list[int]]:
-    """Cut consecutive schedules into pages of at most ``page_tasks`` tasks."""
-    walked = list(chain.from_iterable(schedules))
+def _pages(walked: list[int], page_tasks: int, size: int) -> tuple[list[list[int]], list[int]]:
+    """Cut the walked tasks (consecutive schedules) into pages of at most ``page_tasks`` tasks."""
     pages = [walked[start : start + page_tasks] for start in range(0, len(walked), page_tasks)] or [[]]
     page_of = [0] * size
     for number, page in enumerate(pages):
@@ -345,6 +358,6 @@ def partition(graph: TaskGraph, page_tasks: int = 1024) -> Plan:
         for task in forks:
             preferred[task] = sorted(preferred[task], key=preference)
     leaves = _leaf_order(graph)
-    schedules = _schedules(graph, leaves, preferred)
-    pages, page_of = _pages(schedules, page_tasks, len(graph))
-    return Plan(graph, preferred, leaves, schedules, pages, page_of, frozenset(graph.results))
+    walked, starts = _schedules(graph, leaves, preferred)
+    pages, page_of = _pages(walked, page_tasks, len(graph))
+    return Plan(graph, preferred, leaves, walked, starts, pages, page_of, frozenset(graph.results))
