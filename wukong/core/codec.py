@@ -73,8 +73,8 @@ def task_from_parts(
 
 
 def _task_parts(task: Task) -> tuple[Any, ...]:
-    # A reference argument travels as its key and position: each reference pickled as an object of
-    # its own would cost a call of Python code (a reduction) in the pickler, four a reduction task.
+    # A reference argument travels as its key and position: pickled as an object of its own, each
+    # would cost the pickler a call of Python code (four a task in a dask.array sum's tree).
     args = task.args
     refs = tuple([position for position, arg in enumerate(args) if type(arg) in _REFERENCES])
     if refs:
