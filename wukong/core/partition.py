@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from dask._task_spec import DataNode, GraphNode, Task, TaskRef
+from dask._task_spec import Alias, DataNode, GraphNode, Task, TaskRef
 
 from wukong.core.calls import Call
 from wukong.core.graph import Key, TaskGraph
@@ -213,9 +213,10 @@ def _wire_node(node: Any) -> Any:
     """A node as a plain tuple ``(func, args, refs)`` where it is a call, pickled without Python code.
 
     Dask's ``Task`` pickles every slot through a Python method; one that only calls its function
-    on references, constants and plain values (no keyword arguments, no other nested nodes)
-    computes the same as a :class:`~wukong.core.calls.Call`: a ``DataNode`` argument evaluates to
-    its value, so the value travels in its place. Any other node travels as it is.
+    on references (``TaskRef``, or ``Alias``, which evaluates to its target's value), constants and
+    plain values (no keyword arguments, no other nested nodes) computes the same as a
+    :class:`~wukong.core.calls.Call`: a ``DataNode`` argument evaluates to its value, so the value
+    travels in its place. Any other node travels as it is.
     """
     kind = type(node)
     if kind is Call:
@@ -226,14 +227,14 @@ def _wire_node(node: Any) -> Any:
     refs = []
     for position, arg in enumerate(args):
         kind = type(arg)
-        if kind is TaskRef or kind is DataNode:
+        if kind is TaskRef or kind is Alias or kind is DataNode:
             if type(args) is tuple:  # copied once, at the first argument to replace
                 args = list(args)
-            if kind is TaskRef:
-                args[position] = arg.key
-                refs.append(position)
-            else:
+            if kind is DataNode:
                 args[position] = arg.value
+            else:  # an Alias computes what a reference to its target computes
+                args[position] = arg.key if kind is TaskRef else arg.target
+                refs.append(position)
         elif kind not in _PLAIN_ARGUMENTS and isinstance(arg, (GraphNode, TaskRef)):
             return node
     return node.func, tuple(args), tuple(refs)
