@@ -53,5 +53,6 @@ def test_the_scale_sweep_runs_each_size_on_each_engine_and_plots_it(tmp_path):
     assert ran == {(engine, size) for engine in wukong for size in (63, 255)} | {("dask sync", 63)}
     assert [row["tasks"] for row in results["planning"]] == [63, 255]
     assert all(row["wukong_page_bytes_per_task"] > 0 for row in results["planning"])
+    assert all(row["wukong_first_invocation_seconds"] > 0 for row in results["planning"])
     assert "| 255 |" in completed.stdout and "not run" in completed.stdout
     assert (tmp_path / "scale.png").read_bytes().startswith(b"\x89PNG")

@@ -8,7 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from tests.test_random_dags import random_dags
 from wukong.core.graph import build_task_graph
 from wukong.core.partition import partition
 from wukong.testing.workloads import tree_reduction
@@ -31,6 +34,17 @@ def assert_partition_is_exact(graph, plan):
     assert sorted(t for page in plan.pages for t in page) == list(range(len(graph)))
     for number, page in enumerate(plan.pages):
         assert all(plan.page_of[t] == number for t in page)
+    # The client invokes a leaf once its pages are stored: they must hold all its executors may run.
+    needed = [plan.pages_needed(leaf) for leaf in range(len(plan.leaves))]
+    assert needed == sorted(needed) and needed[-1] == len(plan.pages)
+    for leaf, pages in zip(plan.leaves, needed, strict=True):
+        reachable, stack = {leaf}, [leaf]
+        while stack:
+            for dependent in graph.dependents[stack.pop()]:
+                if dependent not in reachable:
+                    reachable.add(dependent)
+                    stack.append(dependent)
+        assert max(plan.page_of[t] for t in reachable) < pages
 
 
 def test_chain_is_one_schedule_and_stores_nothing_but_the_result():
@@ -90,6 +104,15 @@ def test_diamond():
     assert len(plan.schedules) == 1
     tasks = by_key(graph, plan)
     assert tasks["a"].store_output and tasks["b"].store_output and tasks["c"].store_output
+
+
+@settings(max_examples=60, deadline=None)
+@given(dag=random_dags(), page_tasks=st.integers(1, 4))
+def test_random_dags_partition_exactly_in_small_pages(dag, page_tasks):
+    inputs, wanted = dag
+    dsk = {f"t{i}": (max, i, *(f"t{j}" for j in deps)) for i, deps in enumerate(inputs)}
+    graph, plan = plan_of(dsk, [f"t{i}" for i in wanted], page_tasks)
+    assert_partition_is_exact(graph, plan)
 
 
 def test_tree_reduction_leaves_of_one_subtree_are_adjacent():

@@ -43,7 +43,9 @@ def scale_table(scale: dict[str, Any]) -> str:
     return "\n".join([
         f"| planning {scale['tasks']:,} tasks ({scale['graph']}) | seconds | peak bytes per task |",
         "| --- | ---: | ---: |",
-        f"| wukong (normalise + partition + pages) | {scale['wukong_seconds']:.2f} | "
+        f"| wukong to the first invocation (normalise + partition + its pages) | "
+        f"{scale['wukong_first_invocation_seconds']:.2f} | |",
+        f"| wukong, every page (normalise + partition + pages) | {scale['wukong_seconds']:.2f} | "
         f"{scale['wukong_peak_bytes_per_task']:,.0f} |",
         f"| dask.order | {scale['dask_order_seconds']:.2f} | "
         f"{scale['dask_order_peak_bytes_per_task']:,.0f} |",

@@ -25,6 +25,7 @@ import math
 import shutil
 import time
 import uuid
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import fields
 from types import ModuleType
@@ -120,16 +121,33 @@ class Job:
         )
 
     def submit(self) -> None:
-        """Store the schedule pages, count the leaves' executors in, and invoke them."""
+        """Store the schedule pages and invoke the leaves' executors, each once its pages are stored.
+
+        The first leaf starts as soon as the pages it needs are stored (:meth:`Plan.pages_needed`);
+        the client then encodes and stores the next pages a batch of leaves at a time, while the
+        executors already invoked run.
+        """
         started = time.perf_counter()
         keys, plan = self.keys, self.plan
-        with cycle_collection_paused():
-            pages = {keys.page(page): self._encode_page(page) for page in range(len(plan.pages))}
+        leaves = plan.leaves
         self.submitted = time.time()
         if self.key_ttl is not None:
             self._keys_expire = time.perf_counter() + self.key_ttl
-        self.view.metadata.put_many({**pages, keys.alive: alive_value(self.submitted, self.submitted)})
-        self._invoke(plan.leaves)
+        writes = {keys.alive: alive_value(self.submitted, self.submitted)}
+        stored = invoked = 0  # pages stored, leaves invoked
+        while invoked < len(leaves):
+            # The first leaf alone (the job starts soonest), then the next batch of leaves.
+            wanted = invoked if invoked == 0 else min(invoked + _INVOKED_AT_ONCE, len(leaves)) - 1
+            needed = plan.pages_needed(wanted)
+            with cycle_collection_paused():
+                writes.update({keys.page(page): self._encode_page(page) for page in range(stored, needed)})
+            if writes:
+                self.view.metadata.put_many(writes)
+                writes = {}
+            stored = max(stored, needed)
+            ready = bisect_right(range(len(leaves)), stored, lo=invoked, key=plan.pages_needed)
+            self._invoke(leaves[invoked:ready])
+            invoked = ready
         self.report.seconds["submit"] = time.perf_counter() - started
 
     def _invoke(self, tasks: list[int]) -> None:

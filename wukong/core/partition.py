@@ -12,6 +12,9 @@ Invariants.
 * A task's output is stored exactly when another executor may need it: it has two or more
   dependents (one is become, the rest are invoked), or its one dependent has other inputs (another
   executor may complete that dependent's counter), or the client asked for it.
+* Every task reachable from a leaf is in that leaf's schedule or an earlier one (the leaf's walk
+  visits whatever reachable task no earlier walk did), so the executors it starts read only the
+  pages up to the end of its schedule: the client invokes it once those are stored.
 * Dependents are ordered by preference for ``become``: fewest inputs first (the largest share of
   the successor's inputs is then already in memory), then the longest path to a sink (the critical
   path stays in one executor while side branches run in parallel), then index.
@@ -100,6 +103,17 @@ class Plan:
         """The tasks of each leaf's schedule, in walk order (parallel to ``leaves``)."""
         walked, ends = self.walked, [*self.starts[1:], len(self.walked)]
         return [walked[start:end] for start, end in zip(self.starts, ends, strict=True)]
+
+    def pages_needed(self, leaf: int) -> int:
+        """How many pages, from the first, hold every task that ``leaves[leaf]``'s executors may run.
+
+        They run tasks reachable from the leaf, and the walks put each of those in the leaf's own
+        schedule or in an earlier one: the pages up to the end of its schedule hold them all. Never
+        falls as ``leaf`` grows.
+        """
+        starts = self.starts
+        end = starts[leaf + 1] if leaf + 1 < len(starts) else len(self.walked)
+        return self.page_of[self.walked[end - 1]] + 1
 
     @property
     def tasks(self) -> list[TaskPlan]:
