@@ -92,6 +92,15 @@ class Call:
         return Task(key, self.func, *args)
 
 
+def call_with_collection(func: Callable[[Any], Any], collection_type: type, *items: Any) -> Any:
+    """``func(collection_type(items))``: a function of one list (tuple, set) of task outputs.
+
+    As a :class:`Call`'s function, with the items' keys for arguments, it is the lean form of
+    Dask's commonest fan-in task, ``(func, [key, key, ...])``.
+    """
+    return func(collection_type(items))
+
+
 def plain_call(task: Any, keys: Container[Hashable]) -> Call | None:
     """``task`` as a :class:`Call` if it is a plain tuple task of the graph with ``keys``; else ``None``."""
     if type(task) is not tuple or not task or not callable(task[0]):

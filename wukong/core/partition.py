@@ -36,9 +36,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from dask._task_spec import Alias, DataNode, GraphNode, Task, TaskRef
+from dask._task_spec import Alias, DataNode, GraphNode, Task, TaskRef, _identity_cast
 
-from wukong.core.calls import Call
+from wukong.core.calls import Call, call_with_collection
 from wukong.core.graph import Key, TaskGraph
 
 _SCANNED_INPUTS = 32  # a wider fan-in finds an input's bit in a table, not by a scan
@@ -230,7 +230,9 @@ def _wire_node(node: Any) -> Any:
     on references (``TaskRef``, or ``Alias``, which evaluates to its target's value), constants and
     plain values (no keyword arguments, no other nested nodes) computes the same as a
     :class:`~wukong.core.calls.Call`: a ``DataNode`` argument evaluates to its value, so the value
-    travels in its place. Any other node travels as it is.
+    travels in its place. So does Dask's commonest fan-in, a function of one collection of such
+    arguments (``(func, [key, ...])``, which Dask makes a ``Task`` of a nested ``Task``), through
+    :func:`~wukong.core.calls.call_with_collection`. Any other node travels as it is.
     """
     kind = type(node)
     if kind is Call:
@@ -238,20 +240,37 @@ def _wire_node(node: Any) -> Any:
     if kind is not Task or node.kwargs:
         return node
     args = node.args
+    if len(args) == 1 and type(args[0]) is Task and args[0].func is _identity_cast:
+        collection = args[0]
+        typ = collection.kwargs.get("typ")
+        if len(collection.kwargs) != 1 or typ is None:
+            return node
+        lean = _lean_arguments(collection.args, 2)  # after the function and the collection's type
+        return node if lean is None else (call_with_collection, (node.func, typ, *lean[0]), lean[1])
+    lean = _lean_arguments(args, 0)
+    return node if lean is None else (node.func, *lean)
+
+
+def _lean_arguments(args: tuple[Any, ...], offset: int) -> tuple[tuple[Any, ...], tuple[int, ...]] | None:
+    """A Task's arguments as a call's: references as their keys, constants as their values.
+
+    Returns them with the keys' positions (plus ``offset``); ``None`` where an argument is
+    another node.
+    """
     refs = []
     for position, arg in enumerate(args):
         kind = type(arg)
         if kind is TaskRef or kind is Alias or kind is DataNode:
             if type(args) is tuple:  # copied once, at the first argument to replace
-                args = list(args)
+                args = list(args)  # type: ignore[assignment]
             if kind is DataNode:
-                args[position] = arg.value
+                args[position] = arg.value  # type: ignore[index]
             else:  # an Alias computes what a reference to its target computes
-                args[position] = arg.key if kind is TaskRef else arg.target
-                refs.append(position)
+                args[position] = arg.key if kind is TaskRef else arg.target  # type: ignore[index]
+                refs.append(position + offset)
         elif kind not in _PLAIN_ARGUMENTS and isinstance(arg, (GraphNode, TaskRef)):
-            return node
-    return node.func, tuple(args), tuple(refs)
+            return None
+    return tuple(args), tuple(refs)
 
 
 _PLAIN_ARGUMENTS = frozenset({int, float, str, bytes, tuple, dict, list, type(None)})
