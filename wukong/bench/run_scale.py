@@ -124,6 +124,7 @@ def main() -> None:
     print(f"| tasks | {planning_columns} | " + " | ".join(
         f"{engine} s (peak MB)" for engine in engines
     ) + " |")  # fmt: skip
+    print("| ---: " * (5 + len(engines)) + "|")
     for row in planning:
         cells = []
         for engine in engines:

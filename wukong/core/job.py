@@ -145,6 +145,7 @@ class Job:
                 self.view.metadata.put_many(writes)
                 writes = {}
             stored = max(stored, needed)
+            # Every leaf whose pages are all stored now (the pages a leaf needs never fall as it grows).
             ready = bisect_right(range(len(leaves)), stored, lo=invoked, key=plan.pages_needed)
             self._invoke(leaves[invoked:ready])
             invoked = ready

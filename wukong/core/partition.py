@@ -36,7 +36,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from dask._task_spec import Alias, DataNode, GraphNode, Task, TaskRef, _identity_cast
+from dask import _task_spec
+from dask._task_spec import Alias, DataNode, GraphNode, Task, TaskRef
 
 from wukong.core.calls import Call, call_with_collection
 from wukong.core.graph import Key, TaskGraph
@@ -240,7 +241,7 @@ def _wire_node(node: Any) -> Any:
     if kind is not Task or node.kwargs:
         return node
     args = node.args
-    if len(args) == 1 and type(args[0]) is Task and args[0].func is _identity_cast:
+    if len(args) == 1 and type(args[0]) is Task and _COLLECTS is not None and args[0].func is _COLLECTS:
         collection = args[0]
         typ = collection.kwargs.get("typ")
         if len(collection.kwargs) != 1 or typ is None:
@@ -257,23 +258,27 @@ def _lean_arguments(args: tuple[Any, ...], offset: int) -> tuple[tuple[Any, ...]
     Returns them with the keys' positions (plus ``offset``); ``None`` where an argument is
     another node.
     """
+    lean = None  # a copy of the arguments, made at the first one to replace
     refs = []
     for position, arg in enumerate(args):
         kind = type(arg)
         if kind is TaskRef or kind is Alias or kind is DataNode:
-            if type(args) is tuple:  # copied once, at the first argument to replace
-                args = list(args)  # type: ignore[assignment]
+            if lean is None:
+                lean = list(args)
             if kind is DataNode:
-                args[position] = arg.value  # type: ignore[index]
+                lean[position] = arg.value
             else:  # an Alias computes what a reference to its target computes
-                args[position] = arg.key if kind is TaskRef else arg.target  # type: ignore[index]
+                lean[position] = arg.key if kind is TaskRef else arg.target
                 refs.append(position + offset)
         elif kind not in _PLAIN_ARGUMENTS and isinstance(arg, (GraphNode, TaskRef)):
             return None
-    return tuple(args), tuple(refs)
+    return (args if lean is None else tuple(lean)), tuple(refs)
 
 
 _PLAIN_ARGUMENTS = frozenset({int, float, str, bytes, tuple, dict, list, type(None)})
+# The function of the nested Task that Dask makes of a list of keys in a legacy task: private to
+# Dask, so where a version lacks it such tasks travel whole.
+_COLLECTS = getattr(_task_spec, "_identity_cast", None)
 
 
 def page_plans(columns: tuple[Any, ...]) -> dict[int, TaskPlan]:
