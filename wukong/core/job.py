@@ -139,12 +139,11 @@ class Job:
             # The first leaf alone (the job starts soonest), then the next batch of leaves.
             wanted = invoked if invoked == 0 else min(invoked + _INVOKED_AT_ONCE, len(leaves)) - 1
             needed = plan.pages_needed(wanted)
+            # Always more pages than are stored: the wanted leaf is not ready yet (none is, at first).
             with cycle_collection_paused():
                 writes.update({keys.page(page): self._encode_page(page) for page in range(stored, needed)})
-            if writes:
-                self.view.metadata.put_many(writes)
-                writes = {}
-            stored = max(stored, needed)
+            self.view.metadata.put_many(writes)
+            writes, stored = {}, needed
             # Every leaf whose pages are all stored now (the pages a leaf needs never fall as it grows).
             ready = bisect_right(range(len(leaves)), stored, lo=invoked, key=plan.pages_needed)
             self._invoke(leaves[invoked:ready])
