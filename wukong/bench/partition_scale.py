@@ -106,7 +106,7 @@ def main() -> None:
     rows = [measure((int(size) + 1) // 2, "tree") for size in args.sizes.split(",") if size]
     rows += [measure(int(chunks), "array") for chunks in args.array_chunks.split(",") if chunks]
     print(
-        "| graph | tasks | wukong to first invocation s | wukong all pages s | dask.order s | ratios "
+        "| graph | tasks | wukong to first invocation s | wukong every page s | dask.order s | ratios "
         "| wukong peak B/task | page B/task |"
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
